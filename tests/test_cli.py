@@ -1,0 +1,98 @@
+"The runner and the `visionlab` command, end to end on the fixture series."
+import json, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+from conftest import visionlab, FIXTURE_NBS, ROOT
+
+@pytest.mark.parametrize("args, expect", [
+    (["reproduce", "nosuchseries"], "valid: all, fixture, broken"),
+    (["reproduce", "fixture", "--profile", "nosuch"], "valid: smoke, quick, paper"),
+    (["reproduce", "fixture", "-p", "nosuch", "1"], "valid: seed, n_seeds, epochs, lr, data_root"),
+    (["reproduce", "fixture", "-p", "seed", "notanumber"], "expects int, got 'notanumber'"),
+    (["reproduce", "fixture", "-p", "lr", "fast"], "expects float"),
+    (["reproduce", "fixture", "--device", "tpu"], "valid: auto, cpu, cuda, cuda:N, mps"),
+    (["reproduce", "fixture", "-p", "out_dir", "x"], "set by the runner"),
+    (["params", "nosuchseries"], "valid: fixture, broken"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_exits_2_and_runs_nothing(tmp_path, args, expect):
+    r = visionlab(*args, "--out", tmp_path) if args[0] == "reproduce" else visionlab(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert expect in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []            # no run folder
+
+def test_list_and_params():
+    r = visionlab("list")
+    assert r.returncode == 0 and "fixture" in r.stdout and "Broken fixture" in r.stdout
+    r = visionlab("params", "fixture")
+    assert "seed         int" in r.stdout and "# base seed" in r.stdout
+
+def test_help_notebook_lists_every_parameter():
+    r = subprocess.run([str(Path(sys.executable).parent / "papermill"), "--help-notebook",
+                        str(FIXTURE_NBS / "01_fixture" / "99_reproduce.ipynb")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    helps = {"profile": "smoke | quick | paper", "seed": "base seed", "n_seeds": "repeats per arm", "epochs": "training epochs",
+             "lr": "learning rate", "device": "auto | cpu | cuda", "data_root": "real datasets", "out_dir": "results.json and figures"}
+    types = {"profile": "str", "seed": "int", "n_seeds": "int", "epochs": "int", "lr": "float", "device": "str", "data_root": "str", "out_dir": "str"}
+    lines = r.stdout.splitlines()
+    for name, typ in types.items():
+        i = next(i for i, l in enumerate(lines) if l.strip().startswith(f"{name}: {typ} (default"))
+        assert helps[name] in " ".join(lines[i:i + 2]), (name, lines[i:i + 2])
+    assert "repeats per arm" in r.stdout
+
+def test_batch_goes_on_past_a_failure(fixture_run):
+    r, run = fixture_run
+    assert r.returncode == 1, r.stdout + r.stderr    # one series failed
+    assert "fixture: ok" in r.stdout and "broken: failed" in r.stdout
+    st = json.loads((run / "broken" / "status.json").read_text())
+    assert st["status"] == "failed" and "fails on purpose" in st["error"]
+    assert (run / "broken" / "reproduce.ipynb").exists()           # the executed notebook shows where it failed
+    res = json.loads((run / "fixture" / "results.json").read_text())
+    assert res["claims"][0]["id"] == "fixture.learns" and res["claims"][0]["verdict"] == "holds"
+    assert res["env"]["device"] == "cpu" and res["profile"] == "quick"
+    md = (run / "report.md").read_text()
+    assert "| fixture | **fixture.learns**: a linear model on digits beats chance | well above 10% |" in md
+    assert "| broken |" in md and "ValueError: this fixture fails on purpose" in md
+    assert "![accuracy.png](fixture/accuracy.png)" in md and (run / "report.html").exists()
+
+def test_same_seed_same_metrics(tmp_path):
+    runs = []
+    for _ in range(2):
+        r = visionlab("reproduce", "fixture", "--device", "cpu", "--out", tmp_path, "-p", "seed", "7", "--no-progress")
+        assert r.returncode == 0, r.stdout + r.stderr
+    a, b = sorted(tmp_path.iterdir())
+    assert a != b                                     # a run never overwrites an earlier one
+    ma, mb = (json.loads((d / "fixture" / "results.json").read_text()) for d in (a, b))
+    assert ma["metrics"] == mb["metrics"] and ma["parameters"]["seed"] == 7
+
+def test_resume_skips_done_series(fixture_run, tmp_path):
+    _, run = fixture_run
+    copy = tmp_path / run.name; shutil.copytree(run, copy)
+    r = visionlab("reproduce", "all", "--resume", copy, "--no-progress")
+    assert "fixture: done already, skipped" in r.stdout and "broken: failed" in r.stdout
+    r = visionlab("reproduce", "all", "--resume", tmp_path / "nosuchrun")
+    assert r.returncode == 2 and "no such run folder" in r.stderr
+
+def test_nothing_to_reproduce(tmp_path):
+    r = visionlab("reproduce", "all", "--out", tmp_path / "runs", nbs=tmp_path)
+    assert r.returncode == 0 and "nothing to reproduce" in r.stdout
+    assert not (tmp_path / "runs").exists()
+
+def test_publish_puts_outputs_into_the_notebook(fixture_run, tmp_path):
+    _, run = fixture_run
+    nbs = tmp_path / "nbs"; shutil.copytree(FIXTURE_NBS, nbs)
+    r = visionlab("publish", run / "fixture", nbs=nbs)
+    assert r.returncode == 0, r.stderr
+    nb = json.loads((nbs / "01_fixture" / "99_reproduce.ipynb").read_text())
+    assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
+    assert any(c["metadata"].get("tags") == ["parameters"] for c in nb["cells"])
+    assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+    r = visionlab("publish", run / "broken", nbs=nbs)
+    assert r.returncode == 2 and "nothing published" in r.stderr
+
+def test_report_command(fixture_run, tmp_path):
+    _, run = fixture_run
+    copy = tmp_path / "r"; shutil.copytree(run, copy); (copy / "report.md").unlink()
+    r = visionlab("report", copy)
+    assert r.returncode == 0 and (copy / "report.md").exists()
+    assert visionlab("report", tmp_path / "nope").returncode == 2
