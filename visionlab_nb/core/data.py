@@ -90,13 +90,13 @@ def make_shapes(n: int, seed: int = 0, size: int = 32, supersample: int = 2) -> 
         h, w = im.shape[0] // zoom, im.shape[1] // zoom
         r0, c0 = rng.integers(0, h - size), rng.integers(0, w - size)
         bg = im[::zoom, ::zoom][r0:r0 + size, c0:c0 + size]                 # [H, W, 3]
-        radius = rng.uniform(6, 13); cx, cy = rng.uniform(radius, size - radius, 2); th = rng.uniform(0, 2 * np.pi)
+        radius = rng.uniform(8, 14); cx, cy = rng.uniform(radius, size - radius, 2); th = rng.uniform(0, 2 * np.pi)
         du, dv = (gx - cx) / radius, (gy - cy) / radius
         u, v = np.cos(th) * du + np.sin(th) * dv, -np.sin(th) * du + np.cos(th) * dv
         m = shape_mask(y[i], u, v).astype(np.float32)
         m = m.reshape(size, supersample, size, supersample).mean((1, 3))[..., None]   # [H, W, 1] coverage
-        alpha, colour = rng.uniform(0.45, 1.0), rng.uniform(0, 1, 3).astype(np.float32)
-        img = bg * (1 - alpha * m) + alpha * m * colour + rng.normal(0, 0.04, (size, size, 3))
+        alpha, colour = rng.uniform(0.7, 1.0), rng.uniform(0, 1, 3).astype(np.float32)
+        img = bg * (1 - alpha * m) + alpha * m * colour + rng.normal(0, 0.03, (size, size, 3))
         x[i] = np.clip(img, 0, 1).transpose(2, 0, 1)
     return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
 
@@ -112,7 +112,7 @@ def _digits(seed: int = 0):
     return x[i_tr], y[i_tr], x[i_te], y[i_te]
 
 # %% ../../nbs/00_core/00_data.ipynb 14
-SHAPES_VERSION = 1
+SHAPES_VERSION = 2
 SHAPES_SIZES = {"train": 6000, "test": 2000}
 
 def cache_dir() -> Path:
