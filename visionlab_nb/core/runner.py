@@ -48,11 +48,11 @@ def _title(nb_path: Path) -> str:
         if m: return m.group(1)
     return nb_path.parent.name
 
-def _claims(name: str) -> list[tuple[str, str]]:
-    "The (id, statement) of the claims a series' overview module declares."
+def _overview(name: str) -> tuple[str | None, list[tuple[str, str]]]:
+    "The title and the (id, statement) of the claims that a series' overview module declares."
     try: mod = importlib.import_module(f"visionlab_nb.{name}.overview")
-    except ImportError: return []
-    return [(c.id, c.statement) for c in getattr(mod, "CLAIMS", [])]
+    except ImportError: return None, []
+    return getattr(mod, "TITLE", None), [(c.id, c.statement) for c in getattr(mod, "CLAIMS", [])]
 
 def find_series(dirs=None) -> dict[str, Series]:
     "All series in `dirs` (default `nbs_dirs()`), in folder order."
@@ -61,7 +61,8 @@ def find_series(dirs=None) -> dict[str, Series]:
         for sub in sorted(Path(d).glob("[0-9]*_*")):
             m = re.fullmatch(r"\d+_([a-z][a-z0-9_]*)", sub.name)
             if m and (sub / REPRODUCE_NB).exists() and m.group(1) != "core":
-                found[m.group(1)] = Series(m.group(1), sub / REPRODUCE_NB, _title(sub / REPRODUCE_NB), _claims(m.group(1)))
+                title, claims = _overview(m.group(1))
+                found[m.group(1)] = Series(m.group(1), sub / REPRODUCE_NB, title or _title(sub / REPRODUCE_NB), claims)
     return found
 
 # %% ../../nbs/00_core/03_runner.ipynb 7
