@@ -4,7 +4,6 @@
 # Run from the repository root:  bash scripts/gpu/dat_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-pip install -e . --no-deps -q >/dev/null 2>&1 || echo "(pip install -e . failed; using PYTHONPATH)"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${OUT:-/tmp/dat_gpu_check}"; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
@@ -45,7 +44,10 @@ x = torch.rand(4096, 3, 32, 32, generator=g); y = torch.randint(0, 10, (4096,), 
 f = save_data_file("$OUT/data.pt", x, y, x[:512], y[:512], as_uint8=True)
 base = dict(data_file=f, model="preact_resnet18", objective="dat-pgd", eps=8/255, step_size=2/255, attack_steps=10,
             batch_size=512, epochs=1, max_steps=8, device="cuda", eval_steps=10, augment=True, checkpoint_every=1)
-runs = [TrainConfig(name=s, out_dir=f"$OUT/{s}", scheme=s, **base) for s in ("allreduce", "qsgd", "ddp-powersgd")]
+# PowerSGD's DDP hook over gloo with CUDA tensors (2 workers sharing one GPU) failed on an H200 (gloo "connection reset"):
+# it runs only where each worker has its own GPU (nccl).
+schemes = ("allreduce", "qsgd") + (("ddp-powersgd",) if torch.cuda.device_count() >= 2 else ())
+runs = [TrainConfig(name=s, out_dir=f"$OUT/{s}", scheme=s, **base) for s in schemes]
 for r in launch_local(runs, nproc=2, run_dir="$OUT/job", timeout=400):
     print(f"{r['name']:13s} device {r['device']}: {r['time_per_epoch_s']:.2f} s for {r['steps']} steps of global batch 512 "
           f"({r['steps']*512/r['time_per_epoch_s']:,.0f} img/s), payload {r['payload_bytes_per_step']:,.0f} B/step/worker, "
