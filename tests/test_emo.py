@@ -1,0 +1,131 @@
+"""Tests of the EMO series: windowing, shapes, exact parameter/FLOP counts, and the reproduce notebook under `smoke`."""
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from visionlab_nb.emo.blocks import (WINDOW_LAYOUTS, MetaMobileBlock, meta_mobile_block, pad_to_multiple,
+                                     window_partition, window_reverse)
+from visionlab_nb.emo.models import (EMO, EMO_CONFIGS, EMO_TINY32, OFFICIAL_PARAMS_M, PAPER_FLOPS_M, count_params, emo,
+                                     small_input)
+from visionlab_nb.emo.measure import analytic_flops, count_flops
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("layout", WINDOW_LAYOUTS)
+@pytest.mark.parametrize("hw,window", [((14, 14), (7, 7)), ((16, 16), (7, 7)), ((8, 12), (4, 4)), ((7, 7), (7, 7))])
+def test_windowing_is_a_permutation(layout, hw, window):
+    "Every token lands in exactly one window, each window has wh*ww tokens, and window_reverse inverts the partition."
+    H, W = hw
+    ids = torch.arange(1, H * W + 1).float().view(1, 1, H, W)          # 1-based so zero padding is distinguishable
+    padded, (pb, pr) = pad_to_multiple(ids, window)
+    wins, grid = window_partition(padded, window, layout)
+    assert wins.shape == (grid[0] * grid[1], 1, *window)
+    flat = wins.flatten().long().tolist()
+    real = sorted(t for t in flat if t > 0)
+    assert real == list(range(1, H * W + 1))                           # each real token exactly once
+    assert flat.count(0) == (H + pb) * (W + pr) - H * W                # the rest is padding
+    torch.testing.assert_close(window_reverse(wins, grid, layout), padded)
+
+
+def test_strided_window_is_the_official_grid():
+    "At 14x14 with windows of 7, strided window (a, b) holds rows a, a+2, ... and columns b, b+2, ...; contiguous holds a 7x7 tile."
+    ids = torch.arange(196).view(1, 1, 14, 14)
+    s, _ = window_partition(ids, (7, 7), "strided")
+    c, _ = window_partition(ids, (7, 7), "contiguous")
+    assert torch.equal(s[1, 0], ids[0, 0, 0::2, 1::2])                 # window (0, 1)
+    assert torch.equal(c[1, 0], ids[0, 0, :7, 7:])
+
+
+def _copy(dst, src):
+    dst.load_state_dict(src.state_dict()); return dst
+
+
+def test_layout_irrelevant_when_window_covers_map():
+    "A 2-block model gives the same output with strided and contiguous windows when one window covers the whole map."
+    torch.manual_seed(0)
+    def two_blocks(layout, window):
+        return torch.nn.Sequential(*[meta_mobile_block("irmb", 40, 3.0, 5, norm="ln", act="gelu", dim_head=20,
+                                                       window_size=window, window_layout=layout) for _ in range(2)]).eval()
+    x = torch.randn(2, 40, 7, 7)
+    for window in (7, 0):                                              # window = map size, or global
+        a = two_blocks("strided", window)
+        b = _copy(two_blocks("contiguous", window), a)
+        torch.testing.assert_close(a(x), b(x))
+    a = two_blocks("strided", 7)                                       # on 14x14 the layouts differ
+    b = _copy(two_blocks("contiguous", 7), a)
+    x14 = torch.randn(2, 40, 14, 14)
+    assert (a(x14) - b(x14)).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("size,maps", [(224, [56, 28, 14, 7]), (256, [64, 32, 16, 8])])
+def test_feature_maps(size, maps):
+    m = emo("EMO-1M").eval()
+    with torch.no_grad():
+        feats = m.forward_features(torch.randn(1, 3, size, size))
+        assert [f.shape[-1] for f in feats] == maps and [f.shape[-2] for f in feats] == maps
+        assert m(torch.randn(1, 3, size, size)).shape == (1, 1000)
+
+
+def test_small_input_variants():
+    for cfg in (EMO_TINY32, small_input(EMO_CONFIGS["EMO-1M"])):
+        m = EMO(cfg).eval()
+        assert [f.shape[-1] for f in m.forward_features(torch.randn(2, 3, 32, 32))] == [16, 16, 8, 4]
+        assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+EXACT_PARAMS = {"EMO-1M": 1361168, "EMO-2M": 2377472, "EMO-5M": 5108848, "EMO-6M": 6168496}
+
+
+@pytest.mark.parametrize("name", list(EMO_CONFIGS))
+def test_params_match_official(name):
+    n = count_params(emo(name))
+    assert n == EXACT_PARAMS[name]                                     # our build, frozen
+    assert abs(n / 1e6 - OFFICIAL_PARAMS_M[name]) <= 0.0005            # official fvcore printout (3 decimals)
+
+
+@pytest.mark.parametrize("name", list(EMO_CONFIGS))
+def test_flops_match_paper(name):
+    fl = count_flops(emo(name), 224)
+    an = analytic_flops(EMO_CONFIGS[name])["total"]
+    assert abs(fl["paper_flops"] - an) <= 0.002 * an                   # real counter == closed form
+    assert abs(fl["paper_flops"] / 1e6 - PAPER_FLOPS_M[name]) <= 0.03 * PAPER_FLOPS_M[name]
+
+
+def test_instantiations():
+    "The four Meta-Mobile instantiations: MHSA has no depth-wise conv and lambda 1, FFN no attention/conv, IRB conv only, iRMB both."
+    x = torch.randn(2, 40, 14, 14)
+    blocks = {k: meta_mobile_block(k, 40, 3.0, 5, norm="ln", act="gelu", dim_head=20).eval() for k in ("mhsa", "ffn", "irb", "irmb")}
+    assert blocks["mhsa"].attn is not None and blocks["mhsa"].dw is None and blocks["mhsa"].shrink.in_channels == 40
+    assert blocks["ffn"].attn is None and blocks["ffn"].dw is None and blocks["ffn"].shrink.in_channels == 120
+    assert blocks["irb"].attn is None and blocks["irb"].dw is not None
+    assert blocks["irmb"].attn is not None and blocks["irmb"].dw is not None
+    for b in blocks.values(): assert b(x).shape == x.shape
+    # iRMB = IRB + the Q/K projection (2C^2 + 2C parameters)
+    assert count_params(blocks["irmb"]) - count_params(blocks["irb"]) == 2 * 40 * 40 + 2 * 40
+
+
+def test_reproduce_smoke(tmp_path):
+    pm = pytest.importorskip("papermill")
+    from visionlab_nb.emo.overview import CLAIMS
+    pm.execute_notebook(str(ROOT / "nbs/10_emo/99_reproduce.ipynb"), str(tmp_path / "out.ipynb"),
+                        parameters=dict(profile="smoke", out_dir=str(tmp_path)), progress_bar=False, kernel_name="python3")
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["series"] == "emo" and res["profile"] == "smoke"
+    assert [c["id"] for c in res["claims"]] == [c.id for c in CLAIMS]
+    assert all(c["verdict"] == "not measured" for c in res["claims"])
+    assert res["metrics"]["params_M/EMO-1M"] == pytest.approx(1.361168)
+    assert (tmp_path / "latency.png").exists() and (tmp_path / "accuracy_vs_flops.png").exists()
+
+
+def test_flops_equal_fvcore_if_installed():
+    "Where fvcore (the paper's counter) is installed, it gives the same count as ours to 0.1%."
+    fvcore_nn = pytest.importorskip("fvcore.nn")
+    for name in ("EMO-1M", "EMO-5M"):
+        m = emo(name).eval()
+        fa = fvcore_nn.FlopCountAnalysis(m, torch.randn(1, 3, 224, 224))
+        fa.unsupported_ops_warnings(False); fa.uncalled_modules_warnings(False)
+        assert abs(fa.total() - count_flops(m, 224)["paper_flops"]) <= 1e-3 * fa.total()
