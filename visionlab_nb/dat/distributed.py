@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 from ..core.attacks import clean_and_robust_accuracy
+from ..core.train import save_checkpoint, load_checkpoint
 from .objectives import make_objective
 from .compression import (make_aggregator, ddp_comm_hook, CollectiveByteCounter, free_port, SCHEMES,
                                           measure_schemes_in_group)
@@ -22,8 +23,8 @@ from .models import make_model
 
 # %% auto 0
 __all__ = ['TrainConfig', 'save_data_file', 'load_data_file', 'shard_batches', 'random_crop_flip', 'make_optimizer',
-           'save_checkpoint_atomic', 'param_fingerprint', 'init_distributed', 'train_worker', 'run_plan',
-           'launch_local', 'read_result', 'run_local', 'checkpoint_epoch', 'kill_worker_after']
+           'param_fingerprint', 'init_distributed', 'train_worker', 'run_plan', 'launch_local', 'read_result',
+           'run_local', 'checkpoint_epoch', 'kill_worker_after']
 
 # %% ../../nbs/01_dat/05_distributed.ipynb 5
 @dataclass
@@ -123,13 +124,6 @@ def make_optimizer(cfg: TrainConfig, params, steps_per_epoch: int):
     return opt, sched
 
 # %% ../../nbs/01_dat/05_distributed.ipynb 18
-def save_checkpoint_atomic(path, **state) -> None:
-    """torch.save(state) to path via a temporary file and os.replace."""
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
 def param_fingerprint(model: nn.Module) -> str:
     """SHA-1 of the exact bytes of all parameters (identical on ranks that hold identical weights).
 
@@ -191,8 +185,8 @@ def train_worker(cfg: TrainConfig) -> dict | None:
     start_epoch, resumed_from = 0, None
     ckpt_path = out / "checkpoint.pt"
     if cfg.resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False, map_location=device)
-        model.load_state_dict(ckpt["model"]); opt.load_state_dict(ckpt["opt"]); sched.load_state_dict(ckpt["sched"])
+        ckpt = load_checkpoint(ckpt_path, model, opt, map_location=device)
+        sched.load_state_dict(ckpt["sched"])
         start_epoch, history, resumed_from = ckpt["epoch"], ckpt["history"], ckpt["epoch"]
     if world > 1:  # every worker starts from rank 0's parameters (and buffers)
         for t in list(model.parameters()) + list(model.buffers()): dist.broadcast(t.data, src=0)
@@ -239,8 +233,7 @@ def train_worker(cfg: TrainConfig) -> dict | None:
         history["wire_bytes"].append(sum(wire) / max(len(wire), 1))
         done = epoch + 1 == total_epochs or (cfg.max_steps and step >= cfg.max_steps)
         if rank == 0 and ((epoch + 1) % cfg.checkpoint_every == 0 or done):
-            save_checkpoint_atomic(ckpt_path, model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
-                                   epoch=epoch + 1, history=history, config=asdict(cfg))
+            save_checkpoint(ckpt_path, model, opt, sched=sched.state_dict(), epoch=epoch + 1, history=history, config=asdict(cfg))
         if done: break
 
     fingerprint = param_fingerprint(model)
@@ -334,7 +327,7 @@ def run_local(cfg: TrainConfig) -> dict:
 # %% ../../nbs/01_dat/05_distributed.ipynb 29
 def checkpoint_epoch(out_dir) -> int:
     """Epoch stored in out_dir/checkpoint.pt (0 when there is none or it is being replaced)."""
-    try: return int(torch.load(Path(out_dir) / "checkpoint.pt", weights_only=False)["epoch"])
+    try: return int(torch.load(Path(out_dir) / "checkpoint.pt", weights_only=True)["extra"]["epoch"])
     except Exception: return 0
 
 def kill_worker_after(out_dir, rank: int = 1, epoch: int = 1, attempt: int = 0, timeout: float = 60.0) -> int:
