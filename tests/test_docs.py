@@ -27,3 +27,10 @@ def test_proc_nbs_runs_clean(tmp_path):
     sidebar = (ROOT / "nbs" / "sidebar.yml").read_text()
     for d in sorted(p.name for p in (ROOT / "nbs").iterdir() if p.is_dir() and p.name[:2].isdigit()):
         assert f"section: {d.split('_', 1)[1]}" in sidebar, (d, sidebar)    # one section per series (and the core)
+
+def test_notebooks_are_valid():
+    import warnings, nbformat
+    for nb_path in sorted(ROOT.glob("nbs/**/*.ipynb")) + sorted(ROOT.glob("tests/fixtures/**/*.ipynb")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")                  # a missing cell id is a warning today, an error tomorrow
+            nbformat.validate(nbformat.read(nb_path, as_version=nbformat.NO_CONVERT))
