@@ -4,7 +4,7 @@
 
 # %% ../../nbs/00_core/00_data.ipynb 2
 from __future__ import annotations
-import os, hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
