@@ -168,14 +168,16 @@ def nll_per_byte(model: GPT, texts, batch: int = 32) -> float:
     return tot / max(n, 1)
 
 def train_lm(model: GPT, train_texts, steps: int, lr: float = 3e-3, batch: int = 16, seed: int = 0,
-             val_texts=None, evaluate_every: int = 0, weight_decay: float = 0.01, log=None) -> dict:
+             val_texts=None, evaluate_every: int = 0, weight_decay: float = 0.01, schedule: str = "cosine", warmup: int | None = None,
+             log=None) -> dict:
     "Train `model` for `steps` AdamW steps on random windows of `train_texts`; keep the best state on `val_texts`."
     dev = next(model.parameters()).device
     stream = to_stream(train_texts)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
-    warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1, s / max(1, steps))))))
+    warm = warmup or max(1, steps // 20)
+    decay = (lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1, s / max(1, steps))))) if schedule == "cosine" else (lambda s: 1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / warm) * decay(s))
     hist = dict(step=[], train=[], val=[], best_step=None, best_val=float("inf"))
     best, t0, run = None, time.time(), []
     for step in range(1, steps + 1):
