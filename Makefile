@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: install reproduce test sync-check nbtest pytest lab docs readme clean-runs
+.PHONY: install reproduce test sync-check nbtest pytest lab docs readme sidebar clean-runs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +43,17 @@ pytest: install
 lab: install
 	$(BIN)/jupyter lab nbs/
 
-## the docs site (needs Quarto: https://quarto.org/docs/get-started/ or `pip install quarto-cli`)
-docs: install
+## the sidebar of the docs site (nbs/sidebar.yml), generated from the folders of nbs/: rerun it after adding a series or a notebook
+sidebar: install
+	$(BIN)/python -c "from visionlab_nb.core.docs import write_sidebar; print('wrote', write_sidebar())"
+
+## the docs site into _docs/ (needs Quarto: https://quarto.org/docs/get-started/ or `pip install quarto-cli`); README.md as `make readme` writes it
+docs: install sidebar
 	@command -v quarto >/dev/null 2>&1 || { echo "Quarto is not installed: get it from https://quarto.org/docs/get-started/ (or 'pip install quarto-cli'), then run 'make docs' again."; exit 1; }
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbdev_docs
+	$(BIN)/python -c "from visionlab_nb.core.docs import write_readme; print('wrote', write_readme())"
 
-## README.md from nbs/index.ipynb (nbdev_readme where Quarto is installed, else the same markdown by index_markdown)
-readme: install
-	$(BIN)/python -c "from visionlab_nb.core.runner import index_markdown; open('README.md','w').write(index_markdown())"
+## README.md from nbs/index.ipynb, its series table and scoreboard relinked to the series that exist (no Quarto needed); the sidebar too
+readme: install sidebar
+	$(BIN)/python -c "from visionlab_nb.core.docs import write_readme; print('wrote', write_readme())"
+

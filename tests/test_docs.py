@@ -1,35 +1,122 @@
-"The docs: README.md matches nbs/index.ipynb, one _quarto.yml, and nbdev's notebook processing runs clean."
-import os, subprocess, sys
-from pathlib import Path
+"""The docs site, checked without Quarto: nbdev's notebook processing (nbdev_proc_nbs) on a copy of the notebooks git tracks, then
+every sidebar entry is a page, every page is in the sidebar, every summary is one full sentence, every internal link lands, and the
+committed sidebar, home page and README are what the generators in visionlab_nb.core.docs make of the notebooks."""
+import warnings
+from collections import defaultdict
+import pytest
+import yaml
 from conftest import ROOT
+from visionlab_nb.core import docs
+
+# Pages that fail a check today, as (check, page relative to nbs/). Each is owned by its series (or the runner) and reported to the
+# lead; the lead empties this set as they are fixed. A problem not listed here fails the test, and an entry that no longer fails
+# only warns (so that a fix elsewhere never breaks this test).
+KNOWN_BAD = {
+    # the lead (core notebooks)
+    ("proc", "00_core/07_series.ipynb"),           # cell 27 mixes an import with code, so nbdev runs it for the docs: NameError PROFILES
+    ("link", "00_core/11_new_series.ipynb"),       # links to 07_drums/experiment (fake_paper_data), not committed yet
+    ("truncated", "00_core/11_new_series.ipynb"),  # the profile table cut by pandas' max_colwidth ("...")
+    ("outputs", "00_core/01_train.ipynb"), ("outputs", "00_core/02_claims.ipynb"), ("outputs", "00_core/04_cli.ipynb"),
+    ("outputs", "00_core/05_attacks.ipynb"), ("outputs", "00_core/06_progress.ipynb"), ("outputs", "00_core/10_fair.ipynb"),
+    # the runner helper
+    ("summary", "00_core/03_runner.ipynb"),        # the `>` summary wraps, so nbdev keeps half a sentence
+    ("outputs", "00_core/03_runner.ipynb"),
+    # dat
+    ("summary", "01_dat/02_compression.ipynb"), ("summary", "01_dat/03_lamb.ipynb"),      # wrapped summaries, cut mid-sentence
+    ("summary", "01_dat/04_models.ipynb"), ("summary", "01_dat/05_distributed.ipynb"),
+    ("outputs", "01_dat/00_overview.ipynb"), ("outputs", "01_dat/01_objectives.ipynb"),  # committed without outputs: no claims
+    ("outputs", "01_dat/02_compression.ipynb"), ("outputs", "01_dat/03_lamb.ipynb"),     # table, no learning-rate plot ...
+    ("outputs", "01_dat/04_models.ipynb"), ("outputs", "01_dat/05_distributed.ipynb"),
+    ("summary", "01_dat/99_reproduce.ipynb"),      # no summary: the heading comes after the parameters cell
+    ("title", "01_dat/99_reproduce.ipynb"),        # "DAT: reproduce" twice (front matter, then a `# ` heading)
+    ("order", "01_dat/99_reproduce.ipynb"),        # the parameters cell comes before the introduction
+    ("truncated", "01_dat/99_reproduce.ipynb"),    # the verdict table cut by pandas' max_colwidth
+    # emo
+    ("truncated", "10_emo/00_overview.ipynb"),     # the claims table cut by pandas' max_colwidth
+    ("summary", "10_emo/03_measure.ipynb"),        # wrapped summary
+    ("summary", "10_emo/99_reproduce.ipynb"),      # no summary: the raw front matter has a title but no description
+    ("title", "10_emo/99_reproduce.ipynb"),        # the title twice (front matter, then "# EMO: reproduce")
+    ("truncated", "10_emo/99_reproduce.ipynb"),    # the verdict table cut by pandas' max_colwidth
+}
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    "The processed site of the notebooks git tracks, and its problems grouped by check."
+    dest = tmp_path_factory.mktemp("site")
+    proc = docs.process_site(dest, ROOT)
+    probs = defaultdict(list)
+    for p in docs.site_problems(proc, dest / "nbs"): probs[p.check].append(p)
+    return dest, proc, probs
+
+def _check(probs, *checks):
+    found = [p for c in checks for p in probs.get(c, [])]
+    new = [p for p in found if (p.check, p.page) not in KNOWN_BAD]
+    stale = {k for k in KNOWN_BAD if k[0] in checks} - {(p.check, p.page) for p in found}
+    if stale: warnings.warn(f"fixed, remove from KNOWN_BAD: {sorted(stale)}")
+    assert not new, "\n".join(f"{p.page}: {p.check}: {p.detail}" for p in new)
+
+def test_sidebar_is_generated(site):
+    dest, proc, _ = site
+    assert (ROOT / "nbs" / "sidebar.yml").read_text() == docs.sidebar_yml(dest / "nbs"), "run `make sidebar` and commit nbs/sidebar.yml"
+    assert "custom_sidebar = True" in (ROOT / "settings.ini").read_text()      # so nbdev_docs does not overwrite it
+    assert (proc / "sidebar.yml").exists()
+
+def test_sidebar_sections_and_titles(site):
+    dest, _, _ = site
+    sb = yaml.safe_load((ROOT / "nbs" / "sidebar.yml").read_text())["website"]["sidebar"]["contents"]
+    assert sb[0] == {"text": "Home", "href": "index.ipynb"}
+    sections = [s for s in sb if "section" in s]
+    assert len(sections) == len(docs.doc_folders(dest / "nbs"))                 # one per folder: the core, then each series
+    for s in sections:
+        assert s["contents"] and all(e["href"] and e["text"] and not e["text"].startswith("#") for e in s["contents"]), s
+        if "href" in s: assert " — " in s["section"] and s["contents"][0] == {"text": "Overview", "href": s["href"]}, s
+
+def test_nbdev_processes_every_notebook(site): _check(site[2], "proc")   # else nbdev_docs stops at that notebook
+
+def test_every_sidebar_entry_is_a_page(site): _check(site[2], "sidebar")
+
+def test_every_page_is_in_the_sidebar(site): _check(site[2], "orphan")
+
+def test_summaries_are_full_sentences(site): _check(site[2], "summary")
+
+def test_titles_once(site): _check(site[2], "title")
+
+def test_internal_links_land(site): _check(site[2], "link")
+
+def test_pages_readable(site): _check(site[2], "truncated", "outputs", "order")
+
+def test_page_navigation_and_wrapping_tables():
+    q = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+    assert q["website"]["page-navigation"] is True                              # previous/next links under every page
+    assert "sidebar.yml" in q["metadata-files"]
+    css = (ROOT / "nbs" / "styles.css").read_text()
+    assert "white-space: normal" in css and "overflow-x: auto" in css
+
+def test_home_page_links_series_and_claims(site, tmp_path):
+    "The series table links every series to its overview, the scoreboard every claim to its reproduce page (`make readme`)."
+    import shutil
+    dest = site[0]
+    idx = shutil.copy(dest / "nbs" / "index.ipynb", tmp_path / "index.ipynb")
+    docs.refresh_index(idx, nbs=dest / "nbs")
+    assert (tmp_path / "index.ipynb").read_text() == (dest / "nbs" / "index.ipynb").read_text(), "run `make readme`"
+    text = (dest / "nbs" / "index.ipynb").read_text()
+    for d in docs.doc_folders(dest / "nbs"):
+        if (d / "00_overview.ipynb").exists(): assert f"]({d.name}/00_overview.ipynb)" in text, d.name
 
 def test_readme_matches_index():
-    from visionlab_nb.core.runner import index_markdown
-    assert (ROOT / "README.md").read_text() == index_markdown(ROOT / "nbs" / "index.ipynb"), "run `make readme`"
+    assert (ROOT / "README.md").read_text() == docs.index_markdown(ROOT / "nbs" / "index.ipynb"), "run `make readme`"
+    text = (ROOT / "README.md").read_text()
+    assert text.index("make reproduce") < text.index("make test") < text.index("## The series")
+    assert docs.SCOREBOARD_START in text and docs.SCOREBOARD_END in text
+    import re
+    for t in re.findall(r"\]\((nbs/[^)#\s]+)", text): assert (ROOT / t).exists(), t   # README links into nbs/ land
 
 def test_one_quarto_yml():
     link = ROOT / "nbs" / "_quarto.yml"
     assert link.is_symlink() and link.resolve() == (ROOT / "_quarto.yml").resolve()
 
-def test_index_has_quickstart_and_scoreboard():
-    text = (ROOT / "README.md").read_text()
-    assert text.index("make reproduce") < text.index("make test") < text.index("## The series")
-    assert "<!-- scoreboard:start -->" in text
-
-def test_proc_nbs_runs_clean(tmp_path):
-    # nbdev_proc_nbs without its Quarto install step (Quarto is not needed to process the notebooks)
-    code = ("from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar; from nbdev.serve import proc_nbs; import nbdev.doclinks;"
-            "refresh_quarto_yml(); nbdev.doclinks._build_modidx(); nbdev_sidebar.__wrapped__(); c = proc_nbs(n_workers=1); print(c)")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    proc = ROOT / "_proc"
-    assert (proc / "index.ipynb").exists() and (proc / "_quarto.yml").exists()
-    sidebar = (ROOT / "nbs" / "sidebar.yml").read_text()
-    for d in sorted(p.name for p in (ROOT / "nbs").iterdir() if p.is_dir() and p.name[:2].isdigit()):
-        assert f"section: {d.split('_', 1)[1]}" in sidebar, (d, sidebar)    # one section per series (and the core)
-
 def test_notebooks_are_valid():
-    import warnings, nbformat
+    import nbformat
     for nb_path in sorted(ROOT.glob("nbs/**/*.ipynb")) + sorted(ROOT.glob("tests/fixtures/**/*.ipynb")):
         with warnings.catch_warnings():
             warnings.simplefilter("error")                  # a missing cell id is a warning today, an error tomorrow
