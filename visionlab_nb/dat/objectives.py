@@ -27,16 +27,20 @@ class Objective:
     clean_weight: float = 1.0    # lambda: weight of the clean term (DAT code: 1, Madry AT: 0)
     adv_weight: float = 1.0      # weight of the adversarial term
     random_start: bool = True    # random start of the attack
+    attack_mode: str = "eval"    # eval | train: the model's mode while the attack runs (official: PGD eval, FGSM train)
 
     def __post_init__(self):
         if self.attack not in ATTACKS: raise ValueError(f"attack must be one of {ATTACKS}, got {self.attack!r}")
+        if self.attack_mode not in ("eval", "train"): raise ValueError(f"attack_mode must be eval or train, got {self.attack_mode!r}")
 
     def adversarial(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator=None) -> torch.Tensor:
-        """Adversarial version of the batch under this objective's attack (model in eval mode)."""
+        """Adversarial version of the batch under this objective's attack (model in `attack_mode` during the attack)."""
+        eval_mode = self.attack_mode == "eval"
         if self.attack == "pgd":
             return pgd_attack(model, x, y, eps=self.eps, step_size=self.step_size, steps=self.steps,
-                              random_start=self.random_start, generator=generator)
-        return fgsm_attack(model, x, y, eps=self.eps, step_size=self.step_size, random_start=self.random_start, generator=generator)
+                              random_start=self.random_start, eval_mode=eval_mode, generator=generator)
+        return fgsm_attack(model, x, y, eps=self.eps, step_size=self.step_size, random_start=self.random_start,
+                           eval_mode=eval_mode, generator=generator)
 
     def terms(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack_model: nn.Module | None = None,
               generator=None) -> list[tuple[torch.Tensor, float]]:
@@ -63,11 +67,12 @@ def make_objective(name: str,                  # dat-pgd | madry | dat-fgsm (= f
     """The named training objective: DAT (PGD, clean + adv), Madry AT, FGSM-RS (DAT-FGSM) or standard training."""
     if name == "dat-pgd": return Objective("pgd", eps, eps / 4 if step_size is None else step_size, steps, clean_weight)
     if name == "madry": return Objective("pgd", eps, eps / 4 if step_size is None else step_size, steps, 0.0)
-    if name in ("dat-fgsm", "fgsm-rs"): return Objective("fgsm", eps, 1.25 * eps if step_size is None else step_size, 1, 0.0)
+    if name in ("dat-fgsm", "fgsm-rs"):
+        return Objective("fgsm", eps, 1.25 * eps if step_size is None else step_size, 1, 0.0, attack_mode="train")
     if name == "standard": return Objective("none", 0.0, 0.0, 0, 1.0)
     raise ValueError(f"unknown objective {name!r}; choose from {OBJECTIVES}")
 
-# %% ../../nbs/01_dat/01_objectives.ipynb 12
+# %% ../../nbs/01_dat/01_objectives.ipynb 14
 def objective_step(model: nn.Module, objective: Objective, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer) -> float:
     """One optimizer step of `objective` on the batch (x, y); returns the loss value."""
     terms = objective.terms(model, x, y)   # attack in eval mode
@@ -81,7 +86,7 @@ def objective_step(model: nn.Module, objective: Objective, x: torch.Tensor, y: t
     opt.step()
     return total
 
-# %% ../../nbs/01_dat/01_objectives.ipynb 14
+# %% ../../nbs/01_dat/01_objectives.ipynb 16
 def split_labeled_unlabeled(x: torch.Tensor, y: torch.Tensor, n_labeled: int, seed: int = 0):
     """Stratified split into (x_l, y_l, x_u, y_u): n_labeled labeled examples, the rest as an unlabeled pool (y_u for scoring only)."""
     gen = torch.Generator().manual_seed(seed)
