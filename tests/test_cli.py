@@ -2,7 +2,7 @@
 import json, shutil, subprocess, sys
 from pathlib import Path
 import pytest
-from conftest import visionlab, FIXTURE_NBS, ROOT
+from conftest import visionlab, FIXTURE_NBS
 
 @pytest.mark.parametrize("args, expect", [
     (["reproduce", "nosuchseries"], "valid: all, fixture, broken"),
@@ -12,6 +12,10 @@ from conftest import visionlab, FIXTURE_NBS, ROOT
     (["reproduce", "fixture", "-p", "lr", "fast"], "expects float"),
     (["reproduce", "fixture", "--device", "tpu"], "valid: auto, cpu, cuda, cuda:N, mps"),
     (["reproduce", "fixture", "-p", "out_dir", "x"], "set by the runner"),
+    (["reproduce", "fixture", "-p", "n_seeds", "0"], "parameter 'n_seeds' of series 'fixture' must be >= 1, got 0"),
+    (["reproduce", "fixture", "-p", "epochs", "-1"], "must be >= 1, got -1"),
+    (["reproduce", "fixture", "--jobs", "0"], "--jobs: must be >= 1"),
+    (["reproduce", "fixture", "--resume", "nosuchrun"], "no such run folder"),
     (["params", "nosuchseries"], "valid: fixture, broken"),
     (["frobnicate"], "invalid choice"),
 ])
@@ -44,6 +48,13 @@ def test_batch_goes_on_past_a_failure(fixture_run):
     r, run = fixture_run
     assert r.returncode == 1, r.stdout + r.stderr    # one series failed
     assert "fixture: ok" in r.stdout and "broken: failed" in r.stdout
+    assert f"report: {run / 'report.md'}" in r.stdout and f"report: {run / 'report.html'}" in r.stdout
+    logs = r.stdout + r.stderr + "".join((run / s / "log.txt").read_text() for s in ("fixture", "broken"))
+    assert "without encryption" not in logs and "KeyboardInterrupt" not in logs, logs   # kernels over ipc, shut down quietly
+    html = (run / "report.html").read_text()
+    for f in ("reproduce.ipynb", "log.txt", "results.json"): assert f"<a href='fixture/{f}'>{f}</a>" in html
+    assert "<a href='broken/log.txt'>" in html and "broken/results.json" not in html
+    assert json.loads((run / "run.json").read_text())["series"] == ["fixture", "broken"]
     st = json.loads((run / "broken" / "status.json").read_text())
     assert st["status"] == "failed" and "fails on purpose" in st["error"]
     assert (run / "broken" / "reproduce.ipynb").exists()           # the executed notebook shows where it failed
@@ -56,7 +67,6 @@ def test_batch_goes_on_past_a_failure(fixture_run):
     assert "![accuracy.png](fixture/accuracy.png)" in md and (run / "report.html").exists()
 
 def test_same_seed_same_metrics(tmp_path):
-    runs = []
     for _ in range(2):
         r = visionlab("reproduce", "fixture", "--device", "cpu", "--out", tmp_path, "-p", "seed", "7", "--no-progress")
         assert r.returncode == 0, r.stdout + r.stderr
@@ -65,13 +75,34 @@ def test_same_seed_same_metrics(tmp_path):
     ma, mb = (json.loads((d / "fixture" / "results.json").read_text()) for d in (a, b))
     assert ma["metrics"] == mb["metrics"] and ma["parameters"]["seed"] == 7
 
-def test_resume_skips_done_series(fixture_run, tmp_path):
+def test_resume_skips_done_series_and_reruns_damaged_ones(fixture_run, tmp_path):
     _, run = fixture_run
     copy = tmp_path / run.name; shutil.copytree(run, copy)
+    (copy / "broken" / "status.json").write_text("")              # damaged: run it again rather than crash
     r = visionlab("reproduce", "all", "--resume", copy, "--no-progress")
-    assert "fixture: done already, skipped" in r.stdout and "broken: failed" in r.stdout
-    r = visionlab("reproduce", "all", "--resume", tmp_path / "nosuchrun")
-    assert r.returncode == 2 and "no such run folder" in r.stderr
+    assert "fixture: done already, skipped" in r.stdout and "broken: failed" in r.stdout, r.stdout + r.stderr
+    assert json.loads((copy / "broken" / "status.json").read_text())["status"] == "failed"
+    assert (copy / "fixture" / "results.json").read_text() == (run / "fixture" / "results.json").read_text()
+
+@pytest.mark.parametrize("args, expect", [
+    (["--profile", "paper"], "the run used --profile quick, not paper"),
+    (["-p", "seed", "5"], "parameters differ from the run's: seed 5 (run: default)"),
+])
+def test_resume_refuses_another_request(fixture_run, tmp_path, args, expect):
+    _, run = fixture_run
+    copy = tmp_path / run.name; shutil.copytree(run, copy)
+    before = sorted((p.relative_to(copy), p.stat().st_mtime) for p in copy.rglob("*"))
+    r = visionlab("reproduce", "fixture", "--resume", copy, *args)
+    assert r.returncode == 2 and expect in r.stderr, r.stdout + r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1                  # one line, no traceback
+    assert sorted((p.relative_to(copy), p.stat().st_mtime) for p in copy.rglob("*")) == before
+
+@pytest.mark.parametrize("out, expect", [("", "--out is empty"), ("file", "is a file, not a folder")])
+def test_bad_out_exits_2(tmp_path, out, expect):
+    (tmp_path / "file").write_text("x")
+    r = visionlab("reproduce", "fixture", "--out", str(tmp_path / out) if out else "", cwd=tmp_path)
+    assert r.returncode == 2 and expect in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 def test_nothing_to_reproduce(tmp_path):
     r = visionlab("reproduce", "all", "--out", tmp_path / "runs", nbs=tmp_path)
@@ -81,12 +112,21 @@ def test_nothing_to_reproduce(tmp_path):
 def test_publish_puts_outputs_into_the_notebook(fixture_run, tmp_path):
     _, run = fixture_run
     nbs = tmp_path / "nbs"; shutil.copytree(FIXTURE_NBS, nbs)
-    r = visionlab("publish", run / "fixture", nbs=nbs)
+    copy = tmp_path / "run"; shutil.copytree(run, copy)
+    ex = json.loads((copy / "fixture" / "reproduce.ipynb").read_text())       # outputs as a real run may leave them
+    cell = next(c for c in ex["cells"] if c["cell_type"] == "code" and "injected-parameters" not in c["metadata"].get("tags", []))
+    cell["outputs"] += [{"output_type": "stream", "name": "stdout", "text": f"saved {copy}/fixture/accuracy.png\nepoch 3 100%|###| 3/3 [00:01, 2.0it/s]\n"},
+                        {"output_type": "stream", "name": "stderr", "text": "/x/.venv/lib/tqdm/auto.py:21: TqdmWarning: IProgress not found\n"}]
+    (copy / "fixture" / "reproduce.ipynb").write_text(json.dumps(ex))
+    r = visionlab("publish", copy / "fixture", nbs=nbs)
     assert r.returncode == 0, r.stderr
     nb = json.loads((nbs / "01_fixture" / "99_reproduce.ipynb").read_text())
     assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
     assert any(c["metadata"].get("tags") == ["parameters"] for c in nb["cells"])
     assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+    assert f"saved runs/{copy.name}/fixture/accuracy.png" in json.dumps(nb)
+    text = json.dumps(nb)
+    assert "/tmp/" not in text and str(run) not in text and "Warning" not in text, text
     r = visionlab("publish", run / "broken", nbs=nbs)
     assert r.returncode == 2 and "nothing published" in r.stderr
 
@@ -96,3 +136,18 @@ def test_report_command(fixture_run, tmp_path):
     r = visionlab("report", copy)
     assert r.returncode == 0 and (copy / "report.md").exists()
     assert visionlab("report", tmp_path / "nope").returncode == 2
+
+@pytest.mark.parametrize("damage, expect", [
+    (lambda d: (d / "fixture" / "results.json").write_text('{"series": "fixture", "clai'), "fixture/results.json unreadable: JSONDecodeError"),
+    (lambda d: (d / "fixture" / "status.json").write_text(""), "fixture/status.json unreadable"),
+    (lambda d: (d / "fixture" / "results.json").write_text(json.dumps({"claims": [{"id": "fixture.learns", "claim": "x"}]})),
+     "fixture/results.json: claim fixture.learns lacks paper, ours, verdict"),
+])
+def test_report_survives_damaged_files(fixture_run, tmp_path, damage, expect):
+    _, run = fixture_run
+    copy = tmp_path / "r"; shutil.copytree(run, copy); damage(copy)
+    r = visionlab("report", copy)
+    assert r.returncode == 0, r.stderr
+    md = (copy / "report.md").read_text()
+    assert expect in md, md
+    assert "| broken |" in md and "| fixture |" in md                # the other series still appear
