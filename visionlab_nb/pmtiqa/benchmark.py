@@ -8,7 +8,6 @@ import hashlib, io
 from dataclasses import dataclass
 import numpy as np
 import torch
-import torch.nn.functional as F
 import piq
 from piq.functional import rgb2yiq, imresize
 from PIL import Image, ImageFilter

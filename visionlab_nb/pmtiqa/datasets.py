@@ -4,7 +4,7 @@
 
 # %% ../../nbs/06_pmtiqa/02_datasets.ipynb 1
 from __future__ import annotations
-import csv, os, re, zipfile
+import csv, re, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree as ET

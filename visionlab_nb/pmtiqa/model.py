@@ -6,11 +6,10 @@
 from __future__ import annotations
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import timm
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.resnet import ResNet, BasicBlock
-from ..core.registry import model_card, count_params
+from ..core.registry import model_card
 
 # %% auto 0
 __all__ = ['default_cfgs', 'vl_pmtiqa_resnet_tiny', 'MultiScaleFeatures', 'PMTIQANet']

@@ -5,8 +5,8 @@
 # %% ../../nbs/06_pmtiqa/00_overview.ipynb 1
 from __future__ import annotations
 from dataclasses import dataclass
-from ..core.series import Profile, profile_table
-from ..core.claims import Claim, all_of, better, check_decide
+from ..core.series import Profile
+from ..core.claims import Claim, all_of, better
 
 # %% auto 0
 __all__ = ['PROFILES', 'CLAIMS', 'TITLE', 'PmtiqaProfile', 'decide_ms', 'decide_progressive', 'decide_order']

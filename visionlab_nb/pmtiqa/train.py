@@ -4,9 +4,8 @@
 
 # %% ../../nbs/06_pmtiqa/04_train.ipynb 1
 from __future__ import annotations
-import math, time
+import time
 from dataclasses import dataclass, field
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
