@@ -180,9 +180,10 @@ def tradeoff_figure(metrics: dict, P):
             v = [np.mean(metrics[f"{a}/{pair}/{k}"]) for a in ("vanilla", arm) for k in (gap, "acc")]
             ax.annotate("", xy=(v[2], v[3]), xytext=(v[0], v[1]), arrowprops=dict(arrowstyle="->", color=f"C{i + 1}"))
             ax.plot(v[0], v[1], "s", color=f"C{i + 1}", ms=4, label=f"{pair}: vanilla → RELIANT")
+            ax.plot(v[2], v[3], "o", color=f"C{i + 1}", ms=3)  # the RELIANT end (also sets the axis limits)
         ax.set_xlabel(f"{name} (test, lower is fairer)"); ax.set_ylabel("accuracy (test)")
         ax.set_title(f"{name.replace('Δ', '')} mode")
-    axes[1].legend(fontsize=7, loc="lower right")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
 

@@ -36,7 +36,7 @@ class ReliantProfile(Profile):
 
 PROFILES = dict(
     smoke=ReliantProfile(n_seeds=1, n_nodes=200, teachers="gcn", students="mlp,gcn", epochs=4, lr_grid=(0.01,), alpha_grid=(0, 10)),
-    quick=ReliantProfile(n_seeds=3),
+    quick=ReliantProfile(n_seeds=5),
     paper=ReliantProfile(n_seeds=5, dataset="credit", teachers="gcn,sage", students="gcn", epochs=600, alpha_sp=100.0,
                          alpha_eo=10.0, lr_grid=(0.001, 0.01), alpha_grid=(0, 10, 100, 1000)),
 )
