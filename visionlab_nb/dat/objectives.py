@@ -4,7 +4,7 @@
 
 # %% ../../nbs/01_dat/01_objectives.ipynb 1
 from __future__ import annotations
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
