@@ -57,7 +57,7 @@ def _list():
     ss = find_series()
     if not ss: print("no series yet"); return
     for s in ss.values():
-        print(f"{s.name:10s} {s.title}")
+        print(f"{s.name:10s} {s.title}" + (f"   (overview not importable: {s.overview_error})" if s.overview_error else ""))
         for cid, text in s.claims: print(f"    {cid}: {text}")
 
 def _params(name):
@@ -70,9 +70,10 @@ def _params(name):
     if profile_field_names(s):
         fields = _kit().profile_fields(s.profiles)
         print(f"\nprofile fields (-p NAME VALUE; the value of --profile unless given): {', '.join(s.profiles)}")
+        w = max(12, *map(len, fields))
         for k, f in fields.items():
             vals = "  ".join(f"{p}={v!r}" for p, v in f["default"].items())
-            print(f"{k:12s} {f['type']:6s}   {vals}   # {f['help']}")
+            print(f"{k:{w}s} {f['type']:6s}   {vals}   # {f['help']}")
 
 # %% ../nbs/00_core/04_cli.ipynb 9
 LICENSED = {"imagenet": "https://image-net.org/download.php",                      # datasets that need a licence or an account

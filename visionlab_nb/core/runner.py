@@ -32,6 +32,7 @@ class Series:
     title: str = ""
     claims: list = field(default_factory=list)     # [(id, statement)]
     profiles: dict | None = None                   # the overview's PROFILES: {"smoke"|"quick"|"paper": dataclass}, if any
+    overview_error: str | None = None              # why the overview module could not be imported, if it could not
 
 def repo_root() -> Path:
     "The repository this package lives in."
@@ -54,11 +55,15 @@ def _title(nb_path: Path) -> str:
         if m: return m.group(1)
     return nb_path.parent.name
 
-def overview_module(name: str):
-    "The overview module of series `name` (first of `series_packages()` that has one), or None."
+def overview_module(name: str, errors: list | None = None):
+    "The overview module of series `name` (first of `series_packages()` that has one), or None; import errors go to `errors`."
     for pkg in series_packages():
-        try: return importlib.import_module(f"{pkg}.{name}.overview")
-        except ImportError: continue
+        mod = f"{pkg}.{name}.overview"
+        try: return importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name and not mod.startswith(e.name) and errors is not None: errors.append(f"{type(e).__name__}: {e}")
+        except Exception as e:                         # a broken overview must not take `list` or the other series down
+            if errors is not None: errors.append(f"{type(e).__name__}: {e}")
     return None
 
 def find_series(dirs=None) -> dict[str, Series]:
@@ -68,10 +73,11 @@ def find_series(dirs=None) -> dict[str, Series]:
         for sub in sorted(Path(d).glob("[0-9]*_*")):
             m = re.fullmatch(r"\d+_([a-z][a-z0-9_]*)", sub.name)
             if m and (sub / REPRODUCE_NB).exists() and m.group(1) != "core":
-                mod = overview_module(m.group(1))
+                errors = []
+                mod = overview_module(m.group(1), errors)
                 claims = [(c.id, c.statement) for c in getattr(mod, "CLAIMS", [])]
                 found[m.group(1)] = Series(m.group(1), sub / REPRODUCE_NB, getattr(mod, "TITLE", None) or _title(sub / REPRODUCE_NB),
-                                           claims, getattr(mod, "PROFILES", None) or None)
+                                           claims, getattr(mod, "PROFILES", None) or None, "; ".join(errors) or None)
     return found
 
 # %% ../../nbs/00_core/03_runner.ipynb 7
@@ -151,6 +157,9 @@ def _route(s: Series, profile: str, params: dict, spec: dict) -> dict:
                              "; give each profile field as -p NAME VALUE"))
         if k in spec: typed[k] = check_range(k, coerce(k, v, spec[k]["type"], where), spec[k]["help"], where)
         elif k in fields_: overrides[k] = v
+        elif s.overview_error:
+            raise UsageError(f"parameter {k!r} for series {s.name!r}: its overview module could not be imported, so its profile "
+                             f"fields are unknown ({s.overview_error})")
         else:
             valid = [p for p in spec if p not in RESERVED] + [f for f in fields_ if f not in spec]
             raise UsageError(f"unknown parameter {k!r} for series {s.name!r}; valid: {', '.join(valid)}")
