@@ -82,17 +82,21 @@ def section_title(folder) -> str:
     ov = folder / "00_overview.ipynb"
     heading = _split(nb_title(ov)) if ov.exists() else None
     if heading and heading[1].lower().rstrip(".") not in GENERIC_HEADINGS: return f"{heading[0]} — {heading[1]}"
-    if (t := overview_title(folder)) and (s := _split(t)):
-        paper = re.sub(r"\s*\([^()]*\d{4}[^()]*\)\s*$", "", s[1])               # without the venue, e.g. "(ICCV 2023)"
-        return f"{s[0]} — {paper}"
-    return heading and f"{heading[0]} — {heading[1]}" or name
+    short = heading[0] if heading else name
+    if t := overview_title(folder):
+        paper = re.sub(r"\s*\([^()]*\d{4}[^()]*\)\s*$", "", t)                # without the venue, e.g. "(ICCV 2023)"
+        if s := _split(paper): paper = s[1] if s[0].lower() == short.lower() else s[0]   # "EMO: Rethinking ..." / "Main title: subtitle"
+        return f"{short} — {paper}"
+    return short
 
 def page_text(nb_path) -> str:
     "A sidebar entry's text: the page's heading without its series' name, 'Overview' for an overview."
     nb_path = Path(nb_path)
     if nb_path.name == "00_overview.ipynb": return "Overview"
     title, name = nb_title(nb_path), short_name(nb_path.parent)
-    t = re.sub(rf"^{re.escape(name)}\s*(\([^)]*\))?\s*:\s*", "", title, flags=re.I)
+    t = title.lstrip("# ")
+    m = re.match(r"^([^:()]{1,30}?)\s*(\([^)]*\))?\s*:\s*(.+)$", t)
+    if m and re.sub(r"[^a-z0-9]", "", m.group(1).lower()) == name: t = m.group(3)       # "PMT-IQA (...): reproduce" in pmtiqa
     return t[:1].upper() + t[1:]
 
 # %% ../../nbs/00_core/09_docs.ipynb 11
@@ -246,10 +250,10 @@ def update_scoreboard(run_dir, index_nb=None, readme=None) -> Path:
 
 # %% ../../nbs/00_core/09_docs.ipynb 25
 from typing import NamedTuple
-import posixpath, shutil, subprocess, sys, warnings
+import os, posixpath, shutil, subprocess, sys, warnings
 
 class Problem(NamedTuple):
-    check: str       # proc | sidebar | orphan | summary | title | link | truncated | outputs | order (see above)
+    check: str       # proc | sidebar | orphan | summary | title | link | markup | truncated | outputs | order (see above)
     page: str        # the notebook, relative to nbs/ (e.g. '01_dat/02_compression.ipynb')
     detail: str = ""
 
@@ -258,10 +262,13 @@ def tracked_files(root, sub="nbs") -> list[str] | None:
     r = subprocess.run(["git", "ls-files", "-z", sub], cwd=root, capture_output=True, text=True)
     return [f for f in r.stdout.split("\0") if f] if r.returncode == 0 else None
 
-def process_site(dest, root=None, tracked_only=True, timeout=600) -> Path:
+def process_site(dest, root=None, tracked_only=True, timeout=900) -> Path:
     """Copy settings.ini, _quarto.yml and nbs/ of `root` (with `tracked_only`, only the notebooks git tracks: the pages as committed,
-    with their edits) into `dest`, run nbdev's notebook processing there (nbdev_proc_nbs without installing Quarto); return `dest/_proc`."""
-    root, dest = Path(root or repo_root()), Path(dest)
+    with their edits) into `dest`, run nbdev's notebook processing there (nbdev_proc_nbs without installing Quarto); return
+    `dest/_proc`. A `dest` used before is a cache: like nbdev, only notebooks changed since are processed again (all of them when
+    settings.ini, nbdev or the package's doc index `_modidx.py` changed)."""
+    root, dest = Path(root or repo_root()), Path(dest).resolve()
+    if any(p.startswith(".") for p in dest.parts): raise ValueError(f"{dest}: nbdev skips paths with a folder starting with '.'")
     dest.mkdir(parents=True, exist_ok=True)
     for f in ("settings.ini", "_quarto.yml"):
         if (root / f).exists(): shutil.copy2(root / f, dest / f)
@@ -271,7 +278,16 @@ def process_site(dest, root=None, tracked_only=True, timeout=600) -> Path:
         rel = Path(d).relative_to(root)
         return {n for n in names if n in (".ipynb_checkpoints", "__pycache__") or
                 (tracked is not None and n.endswith(".ipynb") and (rel / n).as_posix() not in tracked)}
-    shutil.copytree(root / "nbs", dest / "nbs", symlinks=True, dirs_exist_ok=True, ignore=skip)
+    shutil.rmtree(dest / "nbs", ignore_errors=True)
+    shutil.copytree(root / "nbs", dest / "nbs", symlinks=True, ignore=skip)
+    proc = dest / "_proc"
+    modidx = root / "visionlab_nb" / "_modidx.py"
+    if proc.exists() and modidx.exists() and modidx.stat().st_mtime > proc.stat().st_mtime: shutil.rmtree(proc)
+    if proc.exists():                    # drop pages whose notebook is gone, keeping the folder's time (nbdev's "processed at")
+        stamp = proc.stat().st_mtime
+        for p in sorted(proc.rglob("*.ipynb")):
+            if not (dest / "nbs" / p.relative_to(proc)).exists(): p.unlink()
+        os.utime(proc, (stamp, stamp))
     return proc_site(dest, timeout)
 
 _PROC = """
@@ -285,18 +301,21 @@ import nbdev.serve_drv
 refresh_quarto_yml()
 cfg = get_config(); path, cache = cfg.nbs_path, cfg.config_path / "_proc"
 files = nbglob(path, func=Path, file_glob="", file_re="") + [p for p in [path / "_quarto.yml"] if p.exists()]
-cache.mkdir(parents=True, exist_ok=True); failed = {}
+import shutil, nbdev.serve
+if cache.exists() and cache.stat().st_mtime < max(cfg.config_file.stat().st_mtime, Path(nbdev.serve.__file__).stat().st_mtime):
+    shutil.rmtree(cache)
+cache.mkdir(parents=True, exist_ok=True); mtime = cache.stat().st_mtime; failed = {}
 for f in files:                                  # what proc_nbs does, one notebook at a time, so one failure does not hide the rest
-    o = _proc_file(f, cache=cache, path=path)
+    o = _proc_file(f, cache=cache, path=path, mtime=mtime)
     if o is None: continue
     try: nbdev.serve_drv.main(o)
     except Exception as e:
         c = e.__cause__ or e
         failed[o[0].relative_to(path).as_posix()] = f"{type(c).__name__}: {c} (running: {str(e).splitlines()[0]} {str(e).splitlines()[1:2]})"
-Path("proc_failures.json").write_text(json.dumps(failed, indent=1))
+cache.touch(); Path("proc_failures.json").write_text(json.dumps(failed, indent=1))
 """
 
-def proc_site(dest, timeout=600) -> Path:
+def proc_site(dest, timeout=900) -> Path:
     """Run nbdev's notebook processing (`nbdev_proc_nbs`, one notebook at a time) in `dest`, a folder with settings.ini and nbs/;
     return `dest/_proc`. Notebooks nbdev cannot process are listed in `dest/proc_failures.json`."""
     r = subprocess.run([sys.executable, "-c", _PROC], cwd=dest, capture_output=True, text=True, timeout=timeout)
@@ -361,7 +380,7 @@ def site_problems(proc, nbs=None) -> list[Problem]:
         elif not desc.endswith("."): probs.append(Problem("summary", k, f"ends without a full stop: ...{desc[-40:]!r}"))
         if str(fm.get("title", "")).startswith("#") or not fm.get("title"): probs.append(Problem("title", k, f"title {fm.get('title')!r}"))
         for c in nb.cells:
-            if c.cell_type == "markdown" and (m := re.search(r"^#\s+(.+)$", _fences(c.source), re.M)):
+            if c.cell_type == "markdown" and (m := re.search(r"^#[ \t]+(.+)$", _fences(c.source), re.M)):
                 probs.append(Problem("title", k, f"a second title {m.group(1)!r} under {fm.get('title')!r}")); break
         for t in dict.fromkeys(page_links(nb)):
             from_root = t.startswith("/") or bool(site and t.startswith(site))    # a link to the site itself is relative to its root
@@ -376,6 +395,10 @@ def site_problems(proc, nbs=None) -> list[Problem]:
         for c in nb.cells:
             if c.cell_type == "markdown" and re.search(r"\]\([^)\s]*\)\]\(", _fences(c.source)):
                 probs.append(Problem("link", k, "a link nested in a link")); break
+        md = [_fences(c.source) for c in nb.cells if c.cell_type == "markdown"] + [
+              _fences("".join(o.get("data", {}).get("text/markdown", ""))) for c in nb.cells for o in c.get("outputs", [])]
+        if ops := [m for t in md for m in re.findall(r"\S*[\w)]\*\*[\w(]\S*", t)]:
+            probs.append(Problem("markup", k, f"Python's ** read as emphasis (put it in backticks): {ops[0]!r}"))
         cut = [m.strip() for c in nb.cells for o in c.get("outputs", []) for m in
                re.findall(r">([^<>]{0,120}?(?:\.\.\.|…))\s*</t[dh]>", "".join(o.get("data", {}).get("text/html", "")))]
         if cut: probs.append(Problem("truncated", k, f"{len(cut)} table cells cut, e.g. {cut[0]!r}"))
