@@ -1,16 +1,15 @@
-"""Tests of the EMO series: windowing, shapes, exact parameter/FLOP counts, and the reproduce notebook under `smoke`."""
+"""Tests of the EMO series: windowing, shapes, exact parameter/FLOP counts (fvcore too), the deploy form, official checkpoints, timm registry."""
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from visionlab_nb.emo.blocks import (WINDOW_LAYOUTS, MetaMobileBlock, meta_mobile_block, pad_to_multiple,
+from visionlab_nb.emo.blocks import (WINDOW_LAYOUTS, WindowAttention, meta_mobile_block, pad_to_multiple,
                                      window_partition, window_reverse)
-from visionlab_nb.emo.models import (EMO, EMO_CONFIGS, EMO_TINY32, OFFICIAL_PARAMS_M, PAPER_FLOPS_M, count_params, emo,
-                                     small_input)
-from visionlab_nb.emo.measure import analytic_flops, count_flops
+from visionlab_nb.emo.models import (EMO, EMO_CONFIGS, EMO_TINY32, OFFICIAL_PARAMS_M, PAPER_FLOPS_M, TIMM_NAMES, count_params,
+                                     emo, load_official, official_logits, small_input)
+from visionlab_nb.emo.measure import analytic_flops, count_flops, deploy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,7 +64,7 @@ def test_layout_irrelevant_when_window_covers_map():
 def test_feature_maps(size, maps):
     m = emo("EMO-1M").eval()
     with torch.no_grad():
-        feats = m.forward_features(torch.randn(1, 3, size, size))
+        feats = m.feature_maps(torch.randn(1, 3, size, size))
         assert [f.shape[-1] for f in feats] == maps and [f.shape[-2] for f in feats] == maps
         assert m(torch.randn(1, 3, size, size)).shape == (1, 1000)
 
@@ -73,7 +72,7 @@ def test_feature_maps(size, maps):
 def test_small_input_variants():
     for cfg in (EMO_TINY32, small_input(EMO_CONFIGS["EMO-1M"])):
         m = EMO(cfg).eval()
-        assert [f.shape[-1] for f in m.forward_features(torch.randn(2, 3, 32, 32))] == [16, 16, 8, 4]
+        assert [f.shape[-1] for f in m.feature_maps(torch.randn(2, 3, 32, 32))] == [16, 16, 8, 4]
         assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
@@ -108,24 +107,76 @@ def test_instantiations():
     assert count_params(blocks["irmb"]) - count_params(blocks["irb"]) == 2 * 40 * 40 + 2 * 40
 
 
-def test_reproduce_smoke(tmp_path):
-    pm = pytest.importorskip("papermill")
-    from visionlab_nb.emo.overview import CLAIMS
-    pm.execute_notebook(str(ROOT / "nbs/10_emo/99_reproduce.ipynb"), str(tmp_path / "out.ipynb"),
-                        parameters=dict(profile="smoke", out_dir=str(tmp_path)), progress_bar=False, kernel_name="python3")
-    res = json.loads((tmp_path / "results.json").read_text())
-    assert res["series"] == "emo" and res["profile"] == "smoke"
-    assert [c["id"] for c in res["claims"]] == [c.id for c in CLAIMS]
-    assert all(c["verdict"] == "not measured" for c in res["claims"])
-    assert res["metrics"]["params_M/EMO-1M"] == pytest.approx(1.361168)
-    assert (tmp_path / "latency.png").exists() and (tmp_path / "accuracy_vs_flops.png").exists()
-
-
-def test_flops_equal_fvcore_if_installed():
-    "Where fvcore (the paper's counter) is installed, it gives the same count as ours to 0.1%."
-    fvcore_nn = pytest.importorskip("fvcore.nn")
+def test_flops_equal_fvcore():
+    "fvcore (the paper's counter, a dev dependency) gives the same count as ours to 0.1%."
+    from fvcore.nn import FlopCountAnalysis
     for name in ("EMO-1M", "EMO-5M"):
         m = emo(name).eval()
-        fa = fvcore_nn.FlopCountAnalysis(m, torch.randn(1, 3, 224, 224))
+        fa = FlopCountAnalysis(m, torch.randn(1, 3, 224, 224))
         fa.unsupported_ops_warnings(False); fa.uncalled_modules_warnings(False)
         assert abs(fa.total() - count_flops(m, 224)["paper_flops"]) <= 1e-3 * fa.total()
+
+
+def _trained_looking_bn(m):
+    for bn in m.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.running_mean.normal_(0, 0.3); bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.data.uniform_(0.5, 1.5); bn.bias.data.normal_(0, 0.2)
+    return m
+
+
+@pytest.mark.parametrize("name", ["EMO-1M", "EMO-5M"])
+def test_fuse_equals_eval(name):
+    "EMO.fuse() folds every BatchNorm and uses SDPA; its logits equal the eval-mode logits within 1e-5."
+    torch.manual_seed(0)
+    m = _trained_looking_bn(emo(name)).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        y = m(x); yf = m.fuse()(x)
+    assert sum(isinstance(b, torch.nn.BatchNorm2d) for b in m.modules()) == 0
+    assert all(a.fused_attn for a in m.modules() if isinstance(a, WindowAttention))
+    assert (y - yf).abs().max() < 1e-5
+
+
+def test_fold_batchnorms_timm_peer():
+    "The fx pass that gives the peers the same deploy treatment folds every BN of timm's MobileNetV2 exactly."
+    import timm
+    torch.manual_seed(0)
+    m = _trained_looking_bn(timm.create_model("mobilenetv2_100")).eval()
+    d, note = deploy(m)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad(): assert (m(x) - d(x)).abs().max() < 1e-4
+    assert sum(isinstance(b, torch.nn.BatchNorm2d) for b in d.modules()) == 0, note
+
+
+def test_timm_registry():
+    import timm
+    for variant, name in TIMM_NAMES.items():
+        m = timm.create_model(variant)
+        assert count_params(m) == EXACT_PARAMS[name]
+        assert m.pretrained_cfg["input_size"] == (3, 224, 224)
+    m = timm.create_model("vl_emo_1m", num_classes=7).eval()
+    f = m.forward_features(torch.randn(1, 3, 224, 224))
+    assert f.shape == (1, 168, 7, 7) and m.forward_head(f).shape == (1, 7)
+    m.reset_classifier(3); assert m(torch.randn(1, 3, 224, 224)).shape == (1, 3)
+
+
+def test_official_checkpoint(tmp_path):
+    "A state dict with the official EMO-1M key names and shapes loads strictly through timm, each tensor where it belongs."
+    spec = json.loads((ROOT / "nbs/10_emo/fixtures/emo_1m_official_keys.json").read_text())
+    g = torch.Generator().manual_seed(0)
+    sd = {k: (torch.tensor(0) if k.endswith("num_batches_tracked") else torch.rand(s, generator=g) + 0.5) for k, s in spec.items()}
+    torch.save({"net": {k: torch.zeros_like(v) for k, v in sd.items()}, "net_E": sd}, tmp_path / "net.pth")
+    import timm
+    m = timm.create_model("vl_emo_1m", pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / "net.pth")))
+    ours = m.state_dict()
+    assert len(ours) == len(spec)
+    for official, mine in [("stage0.0.convs.0.0.weight", "stem.0.0.weight"), ("stage0.1.se.conv_expand.bias", "stem.1.se.fc2.bias"),
+                           ("stage2.1.norm.running_mean", "stages.1.1.norm.running_mean"),
+                           ("stage3.1.qk.conv.weight", "stages.2.1.attn.qk.weight"), ("stage3.1.v.conv.weight", "stages.2.1.expand.0.weight"),
+                           ("stage3.7.conv_local.norm.weight", "stages.2.7.dw.1.weight"), ("stage4.2.proj.conv.weight", "stages.3.2.shrink.weight"),
+                           ("stage4.2.norm.norm.bias", "stages.3.2.norm.bias"), ("norm.norm.weight", "norm.weight"), ("head.bias", "head.bias")]:
+        assert torch.equal(ours[mine], sd[official]), official          # the EMA weights ('net_E'), renamed
+    m2 = load_official(tmp_path / "net.pth", "EMO-1M")
+    assert torch.equal(m2.head.weight, sd["head.weight"])
+    assert official_logits({"out": torch.ones(2), "out_kd": torch.zeros(2)}).sum() == 2

@@ -8,12 +8,12 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, LayerNorm2d
-from timm.models._efficientnet_blocks import SqueezeExcite
+from fastcore.basics import patch
+from timm.layers import DropPath, SEModule, get_act_layer, get_norm_layer
 
 # %% auto 0
 __all__ = ['WINDOW_LAYOUTS', 'BLOCK_KINDS', 'pad_to_multiple', 'window_partition', 'window_reverse', 'WindowAttention',
-           'MetaMobileBlock', 'meta_mobile_block']
+           'MetaMobileBlock', 'meta_mobile_block', 'fold_bn', 'fold_bn_into_next']
 
 # %% ../../nbs/10_emo/01_blocks.ipynb 6
 WINDOW_LAYOUTS = ("strided", "contiguous")
@@ -57,20 +57,21 @@ def window_reverse(windows: torch.Tensor,  # [B*n1*n2, C, wh, ww]
     return x.reshape(B, C, n1 * wh, n2 * ww)
 
 # %% ../../nbs/10_emo/01_blocks.ipynb 12
-def _norm(kind: str, dim: int) -> nn.Module:
-    "Norm by name: 'bn' (BatchNorm2d), 'ln' (LayerNorm2d over channels), 'none'; eps 1e-6 as in EMO."
-    if kind == "bn": return nn.BatchNorm2d(dim, eps=1e-6)
-    if kind == "ln": return LayerNorm2d(dim, eps=1e-6)
-    if kind == "none": return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}")
+_NORM_NAMES = {"bn": "batchnorm2d", "ln": "layernorm2d"}  # our short names -> timm's `get_norm_layer` names
 
-def _act(kind: str) -> nn.Module:
-    "Activation by name: 'silu', 'gelu', 'relu', 'none'."
-    return {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU, "none": nn.Identity}[kind]()
+def _norm(kind: str, dim: int) -> nn.Module:
+    "Norm by name: 'bn' (BatchNorm2d), 'ln' (LayerNorm over channels), 'none'; eps 1e-6 as in EMO (timm's `get_norm_layer`)."
+    if kind == "none": return nn.Identity()
+    if kind not in _NORM_NAMES: raise ValueError(f"unknown norm {kind!r}")
+    return get_norm_layer(_NORM_NAMES[kind])(dim, eps=1e-6)
 
 def _act_cls(kind: str) -> type:
-    "Activation class by name (for timm's SqueezeExcite)."
-    return {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU, "none": nn.Identity}[kind]
+    "Activation class by name ('silu', 'gelu', 'relu', 'none'), from timm's `get_act_layer`."
+    return nn.Identity if kind == "none" else get_act_layer(kind)
+
+def _act(kind: str) -> nn.Module:
+    "Activation module by name."
+    return _act_cls(kind)()
 
 class WindowAttention(nn.Module):
     "Multi-head attention inside (padded) windows; Q,K from the input, applied to the input (`attn_pre`) or to `expand(input)`."
@@ -80,12 +81,13 @@ class WindowAttention(nn.Module):
                  window_size: int = 7,  # window side; <= 0 means one global window
                  window_layout: str = "strided",  # "strided" (official) or "contiguous"
                  qkv_bias: bool = True, # bias of the Q/K projection
-                 attn_drop: float = 0.0):  # dropout on the attention matrix
+                 attn_drop: float = 0.0,  # dropout on the attention matrix
+                 fused_attn: bool = False):  # use F.scaled_dot_product_attention (set by `fuse`)
         super().__init__()
         assert dim % dim_head == 0, f"dim {dim} must be a multiple of dim_head {dim_head}"
         assert window_layout in WINDOW_LAYOUTS, window_layout
         self.dim, self.dim_head, self.num_heads = dim, dim_head, dim // dim_head
-        self.window_size, self.window_layout = window_size, window_layout
+        self.window_size, self.window_layout, self.fused_attn = window_size, window_layout, fused_attn
         self.scale = dim_head ** -0.5
         self.qk = nn.Conv2d(dim, 2 * dim, 1, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
@@ -106,14 +108,17 @@ class WindowAttention(nn.Module):
         b, _, wh, ww = xw.shape
         qk = self.qk(xw).reshape(b, 2, self.num_heads, self.dim_head, wh * ww)  # [b, 2, heads, dh, N]
         q, k = qk[:, 0].transpose(-2, -1), qk[:, 1].transpose(-2, -1)   # [b, heads, N, dh]
-        attn = (q @ k.transpose(-2, -1)) * self.scale                   # [b, heads, N, N]
-        attn = self.attn_drop(attn.softmax(dim=-1))
-        if attn_pre or expand is None: v = xw                           # [b, C, wh, ww]
-        else: v = expand(xw)                                            # [b, lambda*C, wh, ww]
+        v = xw if (attn_pre or expand is None) else expand(xw)          # [b, C or lambda*C, wh, ww]
         heads_v = v.reshape(b, self.num_heads, -1, wh * ww).transpose(-2, -1)  # [b, heads, N, dv]
-        out = (attn @ heads_v).transpose(-2, -1).reshape(b, -1, wh, ww)   # [b, C or lambda*C, wh, ww]
-        if attn_pre and expand is not None: out = expand(out)            # [b, lambda*C, wh, ww]
-        out = window_reverse(out, grid, self.window_layout)              # [B, *, Hp, Wp]
+        if self.fused_attn:                                             # one kernel, same maths
+            p = self.attn_drop.p if self.training else 0.0
+            out = F.scaled_dot_product_attention(q, k, heads_v, dropout_p=p, scale=self.scale)  # [b, heads, N, dv]
+        else:
+            attn = self.attn_drop(((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1))  # [b, heads, N, N]
+            out = attn @ heads_v                                        # [b, heads, N, dv]
+        out = out.transpose(-2, -1).reshape(b, -1, wh, ww)              # [b, C or lambda*C, wh, ww]
+        if attn_pre and expand is not None: out = expand(out)           # [b, lambda*C, wh, ww]
+        out = window_reverse(out, grid, self.window_layout)             # [B, *, Hp, Wp]
         return out[:, :, :H, :W] if (pad_b or pad_r) else out
 
 # %% ../../nbs/10_emo/01_blocks.ipynb 16
@@ -151,8 +156,9 @@ class MetaMobileBlock(nn.Module):
         if dw_ks > 0:
             self.dw = nn.Sequential(nn.Conv2d(dim_mid, dim_mid, dw_ks, stride, math.ceil((dw_ks - stride) / 2),
                                               groups=dim_mid, bias=False),
-                                    nn.BatchNorm2d(dim_mid, eps=1e-6), nn.SiLU())
-            self.se = SqueezeExcite(dim_mid, rd_ratio=se_ratio, act_layer=_act_cls(act)) if se_ratio > 0 else nn.Identity()
+                                    _norm("bn", dim_mid), nn.SiLU())
+            self.se = (SEModule(dim_mid, rd_channels=round(dim_mid * se_ratio), act_layer=_act_cls(act))
+                       if se_ratio > 0 else nn.Identity())
         else:
             assert stride == 1, "a block without the depth-wise conv cannot down-sample"
             self.dw = None
@@ -184,3 +190,43 @@ def meta_mobile_block(kind: str,            # 'mhsa', 'ffn', 'irb' or 'irmb'
     if kind == "irb": return MetaMobileBlock(dim, dim, exp_ratio, attn=False, dw_ks=dw_ks, **kwargs)
     if kind == "irmb": return MetaMobileBlock(dim, dim, exp_ratio, attn=True, dw_ks=dw_ks, **kwargs)
     raise ValueError(f"block kind must be one of {BLOCK_KINDS}, got {kind!r}")
+
+# %% ../../nbs/10_emo/01_blocks.ipynb 25
+def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    "Scale s and shift t of an eval-mode BatchNorm: bn(z) = s * z + t per channel."
+    s = bn.running_var.add(bn.eps).rsqrt()                                         # [C]
+    if bn.affine: s = s * bn.weight
+    t = -bn.running_mean * s + (bn.bias if bn.affine else 0)                       # [C]
+    return s, t
+
+@torch.no_grad()
+def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    "One conv computing `bn(conv(x))` in eval mode (weights scaled per output channel, bias shifted)."
+    s, t = _bn_affine(bn)
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                    conv.groups, bias=True, padding_mode=conv.padding_mode).to(conv.weight)
+    out.weight.copy_(conv.weight * s.view(-1, 1, 1, 1))                             # [C_out, C_in/g, k, k]
+    out.bias.copy_((conv.bias * s if conv.bias is not None else 0) + t)              # [C_out]
+    return out
+
+@torch.no_grad()
+def fold_bn_into_next(bn: nn.BatchNorm2d, conv: nn.Conv2d) -> nn.Conv2d:
+    "One 1x1 conv computing `conv(bn(x))` in eval mode (weights scaled per input channel, bias shifted)."
+    assert conv.kernel_size == (1, 1) and conv.groups == 1 and conv.padding in ((0, 0), 0), "needs a dense 1x1 conv"
+    s, t = _bn_affine(bn)
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, 1, conv.stride, bias=True).to(conv.weight)
+    out.weight.copy_(conv.weight * s.view(1, -1, 1, 1))                             # [C_out, C_in, 1, 1]
+    out.bias.copy_(conv.weight[:, :, 0, 0] @ t + (conv.bias if conv.bias is not None else 0))  # [C_out]
+    return out
+
+@patch
+@torch.no_grad()
+def fuse(self: MetaMobileBlock) -> MetaMobileBlock:
+    "Deploy form of the block (eval mode): BNs folded into the adjacent convs, attention through `F.scaled_dot_product_attention`."
+    if self.dw is not None and isinstance(self.dw[1], nn.BatchNorm2d):
+        self.dw = nn.Sequential(fold_bn(self.dw[0], self.dw[1]), self.dw[2])     # DW conv + BN -> DW conv
+    if isinstance(self.norm, nn.BatchNorm2d) and self.attn is None and isinstance(self.expand, nn.Sequential):
+        self.expand[0] = fold_bn_into_next(self.norm, self.expand[0])             # BN -> 1x1 expansion
+        self.norm = nn.Identity()
+    if self.attn is not None: self.attn.fused_attn = True
+    return self.eval()

@@ -4,17 +4,23 @@
 
 # %% ../../nbs/10_emo/02_models.ipynb 1
 from __future__ import annotations
-import math
-from dataclasses import dataclass, field, replace, asdict
+import math, re
+from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 import torchvision
-from timm.layers import trunc_normal_, LayerNorm2d
-from .blocks import MetaMobileBlock, meta_mobile_block, BLOCK_KINDS, _norm
+from fastcore.basics import patch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import trunc_normal_
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from ..core.registry import model_card
+from .blocks import MetaMobileBlock, meta_mobile_block, fold_bn, _norm
 
 # %% auto 0
-__all__ = ['EMO_CONFIGS', 'OFFICIAL_PARAMS_M', 'PAPER_FLOPS_M', 'PAPER_TOP1', 'EMO_TINY32', 'EMOConfig', 'EMO', 'emo',
-           'count_params', 'small_input', 'mobilenet_v2_32', 'mobilenet_v3_32', 'vit_tiny_32', 'match_params']
+__all__ = ['EMO_CONFIGS', 'OFFICIAL_PARAMS_M', 'PAPER_FLOPS_M', 'PAPER_TOP1', 'OFFICIAL_RENAMES', 'TIMM_NAMES', 'default_cfgs',
+           'EMO_TINY32', 'EMOConfig', 'EMO', 'emo', 'count_params', 'checkpoint_filter_fn', 'official_logits',
+           'vl_emo_1m', 'vl_emo_2m', 'vl_emo_5m', 'vl_emo_6m', 'load_official', 'small_input', 'mobilenet_v2_32',
+           'mobilenet_v3_32', 'vit_tiny_32', 'match_params']
 
 # %% ../../nbs/10_emo/02_models.ipynb 5
 @dataclass
@@ -39,6 +45,7 @@ class EMOConfig:
     block_kind: str = "irmb"                # Meta-Mobile instantiation for the non-first blocks of attention stages (ablation)
     num_classes: int = 1000                 # classifier outputs
     in_chans: int = 3                       # input channels
+    drop_rate: float = 0.0                  # dropout before the classifier
 
 EMO_CONFIGS = {
     "EMO-1M": EMOConfig(),
@@ -67,13 +74,17 @@ def _stage_block(cfg: EMOConfig, i: int, j: int, dim_in: int, dpr: float) -> nn.
 
 class EMO(nn.Module):
     "Efficient MOdel: conv stem, four stages of Meta-Mobile blocks (iRMB), LayerNorm + average pool + linear head."
-    def __init__(self, cfg: EMOConfig = EMOConfig()):  # the architecture
+    def __init__(self,
+                 cfg: EMOConfig | None = None,  # the architecture (default: EMO-1M)
+                 **kwargs):  # EMOConfig fields to change; timm's `drop_path_rate`/`global_pool` are accepted too
         super().__init__()
-        self.cfg = cfg
+        if "drop_path_rate" in kwargs: kwargs["drop_path"] = kwargs.pop("drop_path_rate")
+        if kwargs.pop("global_pool", "avg") != "avg": raise ValueError("EMO pools by average only")
+        cfg = self.cfg = replace(cfg or EMOConfig(), **kwargs)
         k0 = cfg.dw_kss[0]
         stem_conv = nn.Conv2d(cfg.in_chans, cfg.stem_dim, k0, cfg.stem_stride, math.ceil((k0 - cfg.stem_stride) / 2))
         self.stem = nn.Sequential(
-            nn.Sequential(stem_conv, nn.BatchNorm2d(cfg.stem_dim, eps=1e-6)),
+            nn.Sequential(stem_conv, _norm("bn", cfg.stem_dim)),
             MetaMobileBlock(cfg.stem_dim, cfg.stem_dim, 1.0, attn=False, dw_ks=k0, has_skip=False, norm="none",
                             act=cfg.acts[0], v_proj=False, se_ratio=1.0, qkv_bias=cfg.qkv_bias))
         dprs = torch.linspace(0, cfg.drop_path, sum(cfg.depths)).tolist()
@@ -85,7 +96,10 @@ class EMO(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
         self.norm = _norm(cfg.norms[-1], cfg.dims[-1])
-        self.head = nn.Linear(cfg.dims[-1], cfg.num_classes)
+        self.num_classes, self.num_features = cfg.num_classes, cfg.dims[-1]
+        self.head_hidden_size = self.num_features
+        self.head_drop = nn.Dropout(cfg.drop_rate)
+        self.head = nn.Linear(self.num_features, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         self.apply(self._init_weights)
 
     @staticmethod
@@ -96,29 +110,132 @@ class EMO(nn.Module):
         elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
             nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:  # [B, 3, H, W] -> one map per stage
-        "Feature maps after each of the four stages (strides 4/8/16/32 for the ImageNet models)."
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:  # [B, 3, H, W] -> one map per stage
+        "Feature maps after each of the four stages (strides 4/8/16/32 for the ImageNet models), before the final norm."
         x = self.stem(x)                                   # [B, 24, H/2, W/2]
         feats = []
         for stage in self.stages:
             x = stage(x); feats.append(x)                  # [B, C_i, H/2^(i+2), W/2^(i+2)]
         return feats
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> [B, C_4, H/32, W/32]
+        "The normalised last feature map (timm's contract: a tensor, before pooling)."
+        x = self.stem(x)
+        for stage in self.stages: x = stage(x)
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:  # [B, C_4, h, w] -> [B, classes]
+        "Average pool, dropout and the linear classifier (or the pooled features with `pre_logits`)."
+        x = self.head_drop(x.mean((2, 3)))                 # [B, C_4]
+        return x if pre_logits else self.head(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:   # [B, 3, H, W] -> [B, num_classes]
-        x = self.forward_features(x)[-1]                   # [B, C_4, H/32, W/32]
-        x = self.norm(x).mean((2, 3))                      # [B, C_4]
-        return self.head(x)                                # [B, num_classes]
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module: return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None):
+        "A fresh linear classifier for `num_classes` outputs (0: none, the model returns pooled features)."
+        if global_pool not in (None, "avg"): raise ValueError("EMO pools by average only")
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
 def emo(name: str = "EMO-1M",  # one of EMO_CONFIGS
         **overrides) -> EMO:   # EMOConfig fields to change (num_classes, window_layout, drop_path, ...)
     "Build a named EMO model, optionally overriding config fields."
-    return EMO(replace(EMO_CONFIGS[name], **overrides))
+    return EMO(EMO_CONFIGS[name], **overrides)
 
 def count_params(model: nn.Module) -> int:
     "Number of parameters (trainable or not; EMO has no frozen ones)."
     return sum(p.numel() for p in model.parameters())
 
 # %% ../../nbs/10_emo/02_models.ipynb 13
+@patch
+@torch.no_grad()
+def fuse(self: EMO) -> EMO:
+    "Deploy form, in place: every BatchNorm folded into its conv, attention through `F.scaled_dot_product_attention`."
+    self.eval()
+    if isinstance(self.stem[0], nn.Sequential): self.stem[0] = fold_bn(self.stem[0][0], self.stem[0][1])
+    for m in self.modules():
+        if isinstance(m, MetaMobileBlock): m.fuse()
+    return self
+
+# %% ../../nbs/10_emo/02_models.ipynb 16
+OFFICIAL_RENAMES = [  # (regex on an official key, replacement), applied in order; no-ops on our own keys
+    (r"^stage0\.0\.convs\.0\.", "stem.0."),          # stem conv + BN
+    (r"^stage0\.1\.", "stem.1."),                    # stem block
+    (r"^stage(\d)\.", lambda m: f"stages.{int(m[1]) - 1}."),
+    (r"\.conv_local\.conv\.", ".dw.0."), (r"\.conv_local\.norm\.", ".dw.1."),
+    (r"\.qk\.conv\.", ".attn.qk."), (r"\.v\.conv\.", ".expand.0."), (r"\.proj\.conv\.", ".shrink."),
+    (r"\.se\.conv_reduce\.", ".se.fc1."), (r"\.se\.conv_expand\.", ".se.fc2."),
+    (r"(^|\.)norm\.norm\.", r"\1norm."),             # their LayerNorm2d wraps nn.LayerNorm
+]
+
+def checkpoint_filter_fn(state_dict: dict,               # an official `net.pth` (wrapped or bare) or one of ours
+                         model: nn.Module | None = None, # the model it is loaded into (timm's filter signature; unused)
+                        ) -> dict:                       # the state dict with our key names
+    "Official EMO weights as a state dict of `EMO`: unwrap {'net_E' (EMA), 'net'}, drop 'module.', rename the keys."
+    for key in ("net_E", "net", "state_dict", "model"):
+        if isinstance(state_dict.get(key), dict): state_dict = state_dict[key]; break
+    out = {}
+    for k, v in state_dict.items():
+        k = k.removeprefix("module.")
+        for pattern, repl in OFFICIAL_RENAMES: k = re.sub(pattern, repl, k)
+        out[k] = v
+    return out
+
+def official_logits(out) -> torch.Tensor:
+    "Logits from an official model's output ({'out', 'out_kd'}) or from ours (a tensor)."
+    return out["out"] if isinstance(out, dict) else out
+
+# %% ../../nbs/10_emo/02_models.ipynb 18
+TIMM_NAMES = {"vl_emo_1m": "EMO-1M", "vl_emo_2m": "EMO-2M", "vl_emo_5m": "EMO-5M", "vl_emo_6m": "EMO-6M"}
+
+def _cfg(**kwargs) -> dict:
+    "timm's pretrained config of an EMO model: ImageNet-1K at 224², no hosted weights (pass the official file)."
+    return dict(url="", num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7), crop_pct=0.875, interpolation="bicubic",
+                mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, first_conv="stem.0.0", classifier="head",
+                origin_url="https://github.com/zhangzjn/EMO", paper_ids="arXiv:2301.01146", **kwargs)
+
+default_cfgs = generate_default_cfgs({f"{name}.in1k": _cfg() for name in TIMM_NAMES})
+
+def _create_emo(variant: str, pretrained: bool = False, **kwargs) -> EMO:
+    "Build a registered EMO through timm (weights from `pretrained_cfg_overlay=dict(file=...)` when `pretrained`)."
+    return build_model_with_cfg(EMO, variant, pretrained, cfg=EMO_CONFIGS[TIMM_NAMES[variant]],
+                                pretrained_filter_fn=checkpoint_filter_fn, **kwargs)
+
+@register_model
+@model_card(params=1361168, paper_params=1.361, flops=261, top1=71.5, source="paper (ImageNet-1K top-1, FLOPs) and the official fvcore logs (params)")
+def vl_emo_1m(pretrained: bool = False, **kwargs) -> EMO:
+    "EMO-1M: 1.36 M parameters, 261 M FLOPs, 71.5% ImageNet-1K top-1 (paper)."
+    return _create_emo("vl_emo_1m", pretrained, **kwargs)
+
+@register_model
+@model_card(params=2377472, paper_params=2.377, flops=439, top1=75.1, source="paper (ImageNet-1K top-1, FLOPs) and the official fvcore logs (params)")
+def vl_emo_2m(pretrained: bool = False, **kwargs) -> EMO:
+    "EMO-2M: 2.38 M parameters, 439 M FLOPs, 75.1% ImageNet-1K top-1 (paper)."
+    return _create_emo("vl_emo_2m", pretrained, **kwargs)
+
+@register_model
+@model_card(params=5108848, paper_params=5.109, flops=903, top1=78.4, source="paper (ImageNet-1K top-1, FLOPs) and the official fvcore logs (params)")
+def vl_emo_5m(pretrained: bool = False, **kwargs) -> EMO:
+    "EMO-5M: 5.11 M parameters, 903 M FLOPs, 78.4% ImageNet-1K top-1 (paper)."
+    return _create_emo("vl_emo_5m", pretrained, **kwargs)
+
+@register_model
+@model_card(params=6168496, paper_params=6.168, flops=961, top1=79.0, source="paper (ImageNet-1K top-1, FLOPs) and the official fvcore logs (params)")
+def vl_emo_6m(pretrained: bool = False, **kwargs) -> EMO:
+    "EMO-6M: 6.17 M parameters, 961 M FLOPs, 79.0% ImageNet-1K top-1 (paper)."
+    return _create_emo("vl_emo_6m", pretrained, **kwargs)
+
+def load_official(path,                  # an official `net.pth` (e.g. resources/EMO_1M/net.pth of zhangzjn/EMO)
+                  name: str = "EMO-1M",  # which model it belongs to (a key of EMO_CONFIGS)
+                  **kwargs) -> EMO:      # other `timm.create_model` arguments
+    "Our EMO with the authors' released weights (through timm's pretrained loading and `checkpoint_filter_fn`)."
+    variant = {v: k for k, v in TIMM_NAMES.items()}[name]
+    return _create_emo(variant, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
+
+# %% ../../nbs/10_emo/02_models.ipynb 23
 def small_input(cfg: EMOConfig,            # an ImageNet config (e.g. EMO_CONFIGS["EMO-1M"])
                 num_classes: int = 10,     # classifier outputs
                 window: int = 4,           # attention window in stages 3-4
@@ -127,11 +244,11 @@ def small_input(cfg: EMOConfig,            # an ImageNet config (e.g. EMO_CONFIG
     return replace(cfg, stem_stride=2, stage_strides=(1, 1, 2, 2),
                    window_sizes=tuple(cfg.window_sizes[:2]) + (window, window), num_classes=num_classes, **overrides)
 
-# %% ../../nbs/10_emo/02_models.ipynb 16
+# %% ../../nbs/10_emo/02_models.ipynb 26
 EMO_TINY32 = small_input(EMOConfig(depths=(1, 2, 3, 2), dims=(16, 32, 48, 96), exp_ratios=(2.0, 2.5, 3.0, 3.5),
                                    dim_heads=(16, 16, 16, 16), stem_dim=16, drop_path=0.0))
 
-# %% ../../nbs/10_emo/02_models.ipynb 19
+# %% ../../nbs/10_emo/02_models.ipynb 29
 def _set_stride1(conv: nn.Conv2d):
     "Make a conv stride 1 (keeping its padding, so the map size is kept)."
     conv.stride = (1, 1)
@@ -158,11 +275,12 @@ def mobilenet_v3_32(width_mult: float = 1.0, num_classes: int = 10, size: str = 
 def vit_tiny_32(depth: int = 4,            # transformer blocks (ViT-Ti: 12)
                 embed_dim: int = 192,      # token width (ViT-Ti: 192)
                 num_classes: int = 10,     # classifier outputs
-                num_heads: int = 3) -> nn.Module:  # attention heads (ViT-Ti: 3)
-    "A ViT-tiny style timm VisionTransformer for 32x32: patch 4 (64 tokens + class token), MLP ratio 4."
+                num_heads: int | None = None,  # attention heads; default: one per 64 channels (ViT-Ti: 3)
+                img_size: int = 32) -> nn.Module:  # input side
+    "A ViT-tiny style timm VisionTransformer for small images: patch 4, MLP ratio 4, class token."
     from timm.models.vision_transformer import VisionTransformer
-    return VisionTransformer(img_size=32, patch_size=4, num_classes=num_classes, embed_dim=embed_dim, depth=depth,
-                             num_heads=num_heads, mlp_ratio=4.0, class_token=True, global_pool="token")
+    return VisionTransformer(img_size=img_size, patch_size=4, num_classes=num_classes, embed_dim=embed_dim, depth=depth,
+                             num_heads=num_heads or max(1, embed_dim // 64), mlp_ratio=4.0, class_token=True, global_pool="token")
 
 def match_params(build,                  # build(x) -> model for a size knob x
                  target: int,            # parameter count to match
