@@ -29,9 +29,17 @@ def levenshtein(a: str, b: str) -> int:
 
 # %% ../../nbs/07_drums/04_evaluate.ipynb 9
 def measure_texts(g, max_measures: int = MAX_MEASURES) -> list[str]:
-    "The measures of a groove (a roll [T, 6] or a drumroll text, read leniently) as 16-line strings."
-    roll = decode(g, strict=False) if isinstance(g, str) else np.asarray(g, bool)
-    return ["\n".join(roll_to_lines(m)) for m in measures(roll)[:max_measures]]
+    "The measures of a groove as 16-line strings: from a roll [T, 6], or from text (its lines up to END, SEP and blank lines dropped, malformed lines kept, as the official analysis reads output files)."
+    if isinstance(g, str):
+        lines = []
+        for line in g.split("\n"):
+            line = line.strip()
+            if line == END: break
+            if line and line != SEP: lines.append(line)
+    else:
+        lines = roll_to_lines(np.asarray(g, bool))
+    n = min(len(lines) // STEPS_PER_MEASURE, max_measures)
+    return ["\n".join(lines[i * STEPS_PER_MEASURE:(i + 1) * STEPS_PER_MEASURE]) for i in range(n)]
 
 def stability(g, max_measures: int = MAX_MEASURES) -> list[int]:
     "Per-measure stability s_2..s_{n-1}: each measure's smaller edit distance to its two neighbours."
@@ -86,6 +94,6 @@ def is_valid(text: str, require_end: bool = True) -> bool:
     return n > 0 and n % STEPS_PER_MEASURE == 0 and lines[-1] == SEP
 
 def collapsed(prompt: str, completion: str) -> bool:
-    "Whether every generated measure of `completion` copies one of the prompt's measures verbatim (True if none was generated)."
+    "Whether `completion` has measures and every one copies one of the prompt's measures verbatim."
     pm, gm = set(measure_texts(prompt)), measure_texts(completion, max_measures=10**6)
-    return all(m in pm for m in gm)
+    return bool(gm) and all(m in pm for m in gm)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
 import torch
-from ..core.fair import train_val_split, tune, tune_seeds, convergence
+from ..core.fair import train_val_split, tune, tune_seeds
 from ..core.progress import progress, log_line
 from ..core.claims import fmt, mean_std
 from .overview import DrumsProfile, PROFILES, parse_list
@@ -21,8 +21,8 @@ from .evaluate import (stability, random_roll, repeat_roll, two_cluster, measure
 
 # %% auto 0
 __all__ = ['DATA_SEED', 'ARMS', 'METRIC_KEYS', 'DrumsData', 'load_data', 'finetune_subset', 'gpt_config', 'pretrain', 'new_model',
-           'finetune', 'tune_lr', 'continue_prompts', 'structure_metrics', 'baseline_metrics', 'run_arm', 'tune_arms',
-           'train_arms', 'convergence_runs', 'run_all', 'to_metrics', 'results_table', 'fake_paper_data']
+           'finetune', 'pmap', 'tune_score', 'tune_arms', 'continue_prompts', 'structure_metrics', 'baseline_metrics',
+           'run_arm', 'train_arms', 'run_all', 'to_metrics', 'results_table', 'fake_paper_data']
 
 # %% ../../nbs/07_drums/06_experiment.ipynb 5
 @dataclass
@@ -72,6 +72,8 @@ def pretrain(P: DrumsProfile, device="cpu", seed: int = 0) -> tuple[dict, dict]:
     rec["params"] = count_params(model)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}, rec
 
+ARMS = ("pretrained", "scratch")
+
 def new_model(P: DrumsProfile, arm: str, seed: int, pre_state: dict | None, device="cpu") -> GPT:
     "A fresh model of arm `pretrained` (pretrained weights) or `scratch` (random initialisation from `seed`)."
     torch.manual_seed(seed)
@@ -81,31 +83,49 @@ def new_model(P: DrumsProfile, arm: str, seed: int, pre_state: dict | None, devi
     return model
 
 def finetune(P: DrumsProfile, arm: str, texts: list[str], val_texts: list[str], lr: float, seed: int,
-             pre_state: dict | None, steps: int | None = None, device="cpu") -> tuple[GPT, dict]:
+             pre_state: dict | None, steps: int | None = None, snapshot_at: int = 0, device="cpu") -> tuple[GPT, dict]:
     "Fine-tune a fresh model of `arm` on `texts`; keep the state with the best validation NLL; return it and the curve."
     model = new_model(P, arm, seed, pre_state, device)
     steps = _cap(P, steps or P.steps)
     hist = train_lm(model, texts, steps, lr=lr, batch=P.batch, seed=seed, val_texts=val_texts,
                     evaluate_every=min(P.eval_every, steps), schedule="constant",
-                    warmup=max(1, _cap(P, P.steps) // 20))
+                    warmup=max(1, _cap(P, P.steps) // 20), snapshot_at=snapshot_at if snapshot_at < steps else 0)
     return model, hist
 
 # %% ../../nbs/07_drums/06_experiment.ipynb 10
-def tune_lr(P: DrumsProfile, arm: str, data: DrumsData, pre_state: dict | None, seed: int = 0, device="cpu"):
-    "TuneResult of the learning rate of `arm` on the validation split (lower validation NLL is better)."
-    n = parse_list(P.sizes, int)[-1]
-    def score(lr, s):
-        _, h = finetune(P, arm, finetune_subset(data, n, s), data.texts("val"), lr, s, pre_state, device=device)
-        return h["best_val"]
-    grid = parse_list(P.lr_grid)
-    return tune(score, list(progress(grid, desc=f"tuning lr ({arm})")), tune_seeds(seed, P.tune_seeds),
-                name=f"lr ({arm})", higher_is_better=False)
+def _init_worker(threads: int):
+    torch.set_num_threads(max(1, threads))
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 12
+def pmap(fn, jobs: list[tuple], workers: int = 1, threads: int = 1, desc: str = "runs") -> list:
+    "`[fn(*job) for job in jobs]`, in `workers` processes when > 1 (results in job order)."
+    if workers <= 1 or len(jobs) <= 1 or any(isinstance(x, (str, torch.device)) and str(x).startswith("cuda") for j in jobs for x in j):
+        return [fn(*j) for j in progress(jobs, desc=desc)]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads,)) as ex:
+        futures = [ex.submit(fn, *j) for j in jobs]
+        return [f.result() for f in progress(futures, desc=desc)]
+
+# %% ../../nbs/07_drums/06_experiment.ipynb 13
+def tune_score(P: DrumsProfile, arm: str, lr: float, s: int, data: DrumsData, pre_state: dict | None, device="cpu") -> float:
+    "Best validation NLL of `arm` fine-tuned with `lr` and tuning seed `s` on the largest fine-tuning set."
+    n = parse_list(P.sizes, int)[-1]
+    _, h = finetune(P, arm, finetune_subset(data, n, s), data.texts("val"), lr, s, pre_state, device=device)
+    return h["best_val"]
+
+def tune_arms(P: DrumsProfile, data: DrumsData, pre_state: dict, seed: int = 0, device="cpu") -> dict:
+    "The learning rate of every arm tuned on the validation split (a TuneResult per arm; lower NLL is better)."
+    grid, seeds = parse_list(P.lr_grid), tune_seeds(seed, P.tune_seeds)
+    jobs = [(P, arm, lr, s, data, pre_state if arm == "pretrained" else None, device) for arm in ARMS for lr in grid for s in seeds]
+    scores = dict(zip([(j[1], j[2], j[3]) for j in jobs], pmap(tune_score, jobs, P.workers, P.threads, desc="tuning lr")))
+    return {arm: tune(lambda lr, s: scores[(arm, lr, s)], grid, seeds, name=f"lr ({arm})", higher_is_better=False) for arm in ARMS}
+
+# %% ../../nbs/07_drums/06_experiment.ipynb 15
 def continue_prompts(model: GPT, P: DrumsProfile, texts: list[str], seed: int) -> tuple[list[str], list[str]]:
     "Prompts (first two measures) of `texts` and the model's continuations."
     prompts = [split_prompt(t)[0] for t in texts]
-    max_new = (P.n_measures - 2) * MEASURE_CHARS + len("END") + 8
+    max_new = max(len(t) for t in texts) - len(prompts[0]) + 8     # the longest test groove's rest, END, and some slack
     return prompts, generate(model, prompts, max_new, temperature=P.temperature, seed=seed)
 
 def structure_metrics(prompts: list[str], conts: list[str], table: set[str]) -> dict:
@@ -135,47 +155,42 @@ def baseline_metrics(data: DrumsData, P: DrumsProfile, seed: int = 0) -> dict:
                                       measure_table(data.texts("train")))
     return out
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 15
+# %% ../../nbs/07_drums/06_experiment.ipynb 18
 def run_arm(P: DrumsProfile, arm: str, n: int, seed: int, lr: float, data: DrumsData, pre_state, device="cpu",
-            steps: int | None = None) -> dict:
-    "Fine-tune `arm` on `n` grooves with `seed` and `lr`; test NLL, curve and structure metrics."
-    t0 = time.time()
+            converge: bool = False) -> dict:
+    "Fine-tune `arm` on `n` grooves with `seed` and `lr` (for 2E steps with `converge`); test NLL, curve, structure metrics."
+    t0, E = time.time(), _cap(P, P.steps)
     texts = finetune_subset(data, n, seed)
-    model, hist = finetune(P, arm, texts, data.texts("val"), lr, seed, pre_state, steps=steps, device=device)
-    out = dict(arm=arm, n=n, n_used=len(texts), seed=seed, lr=lr, nll=nll_per_byte(model, data.texts("test")), curve=hist)
+    model, hist = finetune(P, arm, texts, data.texts("val"), lr, seed, pre_state, steps=2 * P.steps if converge else P.steps,
+                           snapshot_at=E if converge else 0, device=device)
+    out = dict(arm=arm, n=n, n_used=len(texts), seed=seed, lr=lr)
+    if converge and "snapshot" in hist:                          # report the E-step state; keep E vs 2E for the check
+        out["conv"] = dict(seed=seed, val_E=hist["snapshot_val"], val_2E=hist["best_val"], curve=dict(step=hist["step"], val=hist["val"]))
+        model.load_state_dict(hist.pop("snapshot"))
+    elif converge:
+        out["conv"] = dict(seed=seed, val_E=hist["best_val"], val_2E=hist["best_val"], curve=dict(step=hist["step"], val=hist["val"]))
+    out["curve"] = dict(step=[s for s in hist["step"] if s <= E], val=[v for s, v in zip(hist["step"], hist["val"]) if s <= E])
+    out["nll"] = nll_per_byte(model, data.texts("test"))
     prompts, conts = continue_prompts(model, P, data.texts("test")[:P.n_generate], seed)
     out.update(structure_metrics(prompts, conts, measure_table(texts)))
     out["sample"] = prompts[0] + conts[0]
     out["seconds"] = time.time() - t0
     return out
 
-ARMS = ("pretrained", "scratch")
-
-def tune_arms(P: DrumsProfile, data: DrumsData, pre_state: dict, seed: int = 0, device="cpu") -> dict:
-    "The tuned learning rate of every arm (TuneResult per arm)."
-    return {arm: tune_lr(P, arm, data, pre_state, seed, device) for arm in ARMS}
-
 def train_arms(P: DrumsProfile, seeds: list[int], data: DrumsData, pre_state: dict, lrs: dict, device="cpu") -> list[dict]:
-    "Every arm x fine-tuning size x seed at its tuned learning rate (`run_arm` results)."
-    jobs = [(arm, n, s) for n in parse_list(P.sizes, int) for arm in ARMS for s in seeds]
-    return [run_arm(P, arm, n, s, lrs[arm], data, pre_state, device) for arm, n, s in progress(jobs, desc="fine-tuning runs")]
-
-def convergence_runs(P: DrumsProfile, seeds: list[int], data: DrumsData, lr: float, device="cpu") -> list[dict]:
-    "The scratch arm on the largest set for 2E steps: its best validation NLL by step E and by step 2E, per seed."
-    n, e, conv = parse_list(P.sizes, int)[-1], _cap(P, P.steps), []
-    for s in progress(seeds, desc="convergence (scratch, 2E steps)"):
-        _, h = finetune(P, "scratch", finetune_subset(data, n, s), data.texts("val"), lr, s, None, steps=2 * P.steps, device=device)
-        conv.append(dict(seed=s, val_E=min(v for st, v in zip(h["step"], h["val"]) if st <= e), val_2E=h["best_val"], curve=h))
-    return conv
+    "Every arm x fine-tuning size x seed at its tuned learning rate; the scratch arm on the largest set also runs to 2E."
+    sizes = parse_list(P.sizes, int)
+    jobs = [(P, arm, n, s, lrs[arm], data, pre_state if arm == "pretrained" else None, device, arm == "scratch" and n == sizes[-1])
+            for n in sizes for arm in ARMS for s in seeds]
+    return pmap(run_arm, jobs, P.workers, P.threads, desc="fine-tuning runs")
 
 def run_all(P: DrumsProfile, seeds: list[int], data: DrumsData, pre_state: dict, device="cpu", seed: int = 0) -> dict:
-    "Tuning, every arm x size x seed, and the scratch arm's convergence runs."
+    "Tuning, then every arm x size x seed (with the scratch arm's convergence runs)."
     tuned = tune_arms(P, data, pre_state, seed, device)
     runs = train_arms(P, seeds, data, pre_state, {a: t.best for a, t in tuned.items()}, device)
-    return dict(tuned=tuned, runs=runs, conv=convergence_runs(P, seeds, data, tuned["scratch"].best, device),
-                sizes=parse_list(P.sizes, int))
+    return dict(tuned=tuned, runs=runs, conv=[r["conv"] for r in runs if "conv" in r], sizes=parse_list(P.sizes, int))
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 17
+# %% ../../nbs/07_drums/06_experiment.ipynb 20
 METRIC_KEYS = ("nll", "stability", "collapse", "valid", "dup", "gap", "intra")
 
 def to_metrics(res: dict, base: dict, seeds: list[int]) -> dict:
@@ -205,7 +220,7 @@ def results_table(res: dict, base: dict):
                                               "valid": "valid format", "dup": "dup. of train measures",
                                               "gap": "2-means gap", "intra": "2-means intra"})
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 21
+# %% ../../nbs/07_drums/06_experiment.ipynb 24
 def fake_paper_data(root: str | Path) -> Path:
-    "A tiny Groove MIDI Dataset in its real layout under `root` (16-measure grooves; 6 train, 2 validation, 2 test)."
-    return fake_gmd(root, {"train": 6, "validation": 2, "test": 2}, n_measures=16, seed=0)
+    "A tiny Groove MIDI Dataset in its real layout under `root` (10-measure grooves; 6 train, 2 validation, 2 test)."
+    return fake_gmd(root, {"train": 6, "validation": 2, "test": 2}, n_measures=10, seed=0)

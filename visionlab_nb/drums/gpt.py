@@ -169,7 +169,7 @@ def nll_per_byte(model: GPT, texts, batch: int = 32) -> float:
 
 def train_lm(model: GPT, train_texts, steps: int, lr: float = 3e-3, batch: int = 16, seed: int = 0,
              val_texts=None, evaluate_every: int = 0, weight_decay: float = 0.01, schedule: str = "cosine", warmup: int | None = None,
-             log=None) -> dict:
+             snapshot_at: int = 0, log=None) -> dict:
     "Train `model` for `steps` AdamW steps on random windows of `train_texts`; keep the best state on `val_texts`."
     dev = next(model.parameters()).device
     stream = to_stream(train_texts)
@@ -187,13 +187,15 @@ def train_lm(model: GPT, train_texts, steps: int, lr: float = 3e-3, batch: int =
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(); sched.step(); run.append(loss.item())
-        if val_texts is not None and evaluate_every and (step % evaluate_every == 0 or step == steps):
+        if val_texts is not None and evaluate_every and (step % evaluate_every == 0 or step in (steps, snapshot_at)):
             v = nll_per_byte(model, val_texts)
             hist["step"].append(step); hist["train"].append(float(np.mean(run))); hist["val"].append(v); run = []
             if v < hist["best_val"]:
                 hist["best_val"], hist["best_step"] = v, step
                 best = {k: t.detach().clone() for k, t in model.state_dict().items()}
             if log: log(f"step {step}: train {hist['train'][-1]:.3f} val {v:.3f}")
+        if step == snapshot_at:                                  # the best state so far, as a run of `snapshot_at` steps ends
+            hist["snapshot"], hist["snapshot_val"] = best, hist["best_val"]
     if best is not None: model.load_state_dict(best)
     hist["seconds"] = time.time() - t0
     if val_texts is None: hist["final_train"] = float(np.mean(run[-20:]))

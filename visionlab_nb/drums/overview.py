@@ -22,8 +22,8 @@ class DrumsProfile(Profile):
     data: str = "generated"       # groove source (one of: generated, gmd)
     n_measures: int = 8           # measures per groove; the paper keeps up to 16 (3..16)
     n_pool: int = 280             # generated training grooves before the validation split; gmd: its train split (>= 2)
-    n_val: int = 24               # validation grooves carved from the training pool; gmd: its validation split (>= 1)
-    n_test: int = 24              # test grooves (held out; their prompts are continued) (>= 1)
+    n_val: int = 16               # validation grooves carved from the training pool; gmd: its validation split (>= 1)
+    n_test: int = 16              # test grooves (held out; their prompts are continued) (>= 1)
     sizes: str = "16,128"         # fine-tuning set sizes in grooves, comma-separated, ascending
     d: int = 64                   # GPT width (>= 8)
     n_layer: int = 2              # GPT blocks (>= 1)
@@ -32,21 +32,22 @@ class DrumsProfile(Profile):
     pretrain_steps: int = 400     # pretraining steps on English text, cached across runs (>= 0)
     pretrain_lr: float = 3e-3     # pretraining peak learning rate (> 0)
     batch: int = 8                # windows per step, pretraining and fine-tuning (>= 1)
-    steps: int = 100              # fine-tuning steps per run (E); the scratch arm also runs 2E for the convergence check (>= 1)
-    eval_every: int = 25          # validation NLL every this many steps; the best state is kept (>= 1)
+    steps: int = 120              # fine-tuning steps per run (E); the scratch arm also runs 2E for the convergence check (>= 1)
+    eval_every: int = 40          # validation NLL every this many steps; the best state is kept (>= 1)
     lr_grid: str = "1e-3,3e-3"    # fine-tuning learning rates tried on the validation split per arm, comma-separated
     tune_seeds: int = 1           # seeds per grid point when tuning (disjoint from the reported ones) (>= 1)
-    n_generate: int = 12          # test prompts continued per run (>= 1)
+    n_generate: int = 8           # test prompts continued per run (>= 1)
     temperature: float = 0.9      # sampling temperature (the paper's 0.9) (> 0)
-    threads: int = 1              # torch CPU threads; 0 keeps torch's default (>= 0)
+    threads: int = 1              # torch CPU threads per process; 0 keeps torch's default (>= 0)
+    workers: int = 2              # parallel fine-tuning processes on the CPU (1: in this process) (>= 1)
 
 PROFILES = dict(
     smoke=DrumsProfile(n_seeds=1, n_measures=4, n_pool=14, n_val=3, n_test=3, sizes="4,8", d=16, n_layer=1, n_head=2,
-                       ctx=128, pretrain_steps=3, steps=4, eval_every=2, lr_grid="3e-3", n_generate=2),
+                       ctx=128, pretrain_steps=3, steps=4, eval_every=2, lr_grid="3e-3", n_generate=2, workers=1),
     quick=DrumsProfile(),
-    paper=DrumsProfile(n_seeds=3, data="gmd", n_measures=16, n_pool=373, n_val=47, n_test=37, sizes="25,50,100,300",
-                       d=192, n_layer=4, n_head=6, ctx=1024, pretrain_steps=20000, pretrain_lr=1e-3, batch=16, steps=1500,
-                       eval_every=100, lr_grid="1e-4,3e-4,1e-3", tune_seeds=1, n_generate=37, threads=0),
+    paper=DrumsProfile(n_seeds=3, data="gmd", n_measures=16, n_pool=373, n_val=47, n_test=37, sizes="25,100,300",
+                       d=128, n_layer=4, n_head=4, ctx=512, pretrain_steps=5000, pretrain_lr=1e-3, batch=8, steps=2000,
+                       eval_every=100, lr_grid="3e-4,1e-3,3e-3", n_generate=37, threads=0, workers=1),
 )
 
 def parse_list(s: str, typ=float) -> list:
