@@ -47,7 +47,7 @@ PROFILES = dict(
     quick=DrumsProfile(),
     paper=DrumsProfile(n_seeds=3, data="gmd", n_measures=16, n_pool=373, n_val=47, n_test=37, sizes="25,100,300",
                        d=128, n_layer=4, n_head=4, ctx=512, pretrain_steps=5000, pretrain_lr=1e-3, batch=8, steps=2000,
-                       eval_every=100, lr_grid="3e-4,1e-3,3e-3", n_generate=37, threads=0, workers=1),
+                       eval_every=100, lr_grid="3e-4,1e-3,3e-3", n_generate=37, threads=1, workers=1),
 )
 
 def parse_list(s: str, typ=float) -> list:
