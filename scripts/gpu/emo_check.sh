@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for the EMO series (< 3 minutes on one H100):
-#  1. EMO-1M on CUDA gives the same logits as on the CPU (fp32) and the same parameter count;
+#  1. EMO-1M on CUDA gives the same logits as on the CPU (fp32) and the same parameter count, and its deploy form
+#     (EMO.fuse(): BN folded, SDPA) gives the eval-mode logits on CUDA too;
 #  2. forward and forward+backward time of EMO-1M/2M/5M/6M at 224x224, batch 64 (fp32 and bf16 autocast), against
 #     torchvision's MobileNetV2 and MobileNetV3-Large in the same process;
 #  3. training-step throughput of the paper-profile model (EMO-1M for 32x32, batch 128, AdamW) and the implied time per
@@ -30,6 +31,10 @@ with torch.no_grad():
     y_cpu = m(x); y_gpu = m.to(dev)(x.to(dev)).cpu()
 err = (y_cpu - y_gpu).abs().max().item()
 print(f"[1] EMO-1M CPU vs CUDA max |logit diff| = {err:.2e} ({'OK' if err < 1e-3 else 'MISMATCH'}); params {count_params(m)}")
+with torch.no_grad():
+    y_fused = m.fuse()(x.to(dev)).cpu()
+err_f = (y_gpu - y_fused).abs().max().item()
+print(f"[1b] EMO-1M fused vs eval on CUDA max |logit diff| = {err_f:.2e} ({'OK' if err_f < 1e-4 else 'MISMATCH'})")
 torch.backends.cuda.matmul.allow_tf32 = True; torch.backends.cudnn.allow_tf32 = True
 
 # 2. forward / forward+backward at 224, batch 64
