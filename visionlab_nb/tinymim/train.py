@@ -61,6 +61,7 @@ def train_loop(model: nn.Module,                 # what the optimiser updates
                max_steps: int = 0, warmup_frac: float = 0.1, desc: str = "train", device="cpu") -> list[float]:
     "AdamW + warm-up cosine over seeded batches; return the loss of every step."
     dev = get_device(device); seed_everything(seed); model.to(dev).train()
+    batch = min(batch, len(x))                                  # a tiny dataset still gives full steps
     steps = _steps(len(x), batch, epochs, max_steps)
     opt = adamw(model, lr); sched = warmup_cosine(opt, steps, int(warmup_frac * steps))
     g, losses = torch.Generator().manual_seed(seed + 1), []
