@@ -12,7 +12,7 @@ from ..core.data import load_tensors, subset
 from ..core.fair import train_val_split
 from ..core.fake_data import write_fake
 from ..core.train import evaluate
-from .train import cached_teacher, pretrain_mae, distill, finetune
+from .train import pretrain_mae, distill, finetune
 from .vit import plain_vit
 
 # %% auto 0
