@@ -43,11 +43,12 @@ def fine_prune(net: nn.Module, x: torch.Tensor, y: torch.Tensor, max_drop: float
     order = acts["a"].mean((0, 2, 3)).argsort().tolist()                    # dormant first
     keep = torch.ones(conv.out_channels)
     conv.register_forward_hook(lambda m, i, o: o * keep.view(1, -1, 1, 1))  # the pruning mask stays on the network
-    acc0 = cta(net, x, y); pruned = []
-    for c in order[:int(max_frac * len(order))]:
-        keep[c] = 0
-        if cta(net, x, y) < acc0 - max_drop: keep[c] = 1; break
-        pruned.append(c)
+    acc0, pruned = cta(net, x, y), []
+    todo, step = order[:int(max_frac * len(order))], max(1, len(order) // 64)   # wide layers: a few channels at a time
+    for j in range(0, len(todo), step):
+        chunk = todo[j:j + step]; keep[chunk] = 0
+        if cta(net, x, y) < acc0 - max_drop: keep[chunk] = 1; break
+        pruned += chunk
     acc_p = cta(net, x, y)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
     steps, n = 0, capped(finetune_epochs * -(-len(y) // batch), max_steps)
@@ -69,7 +70,7 @@ def reverse_trigger(net: nn.Module, x: torch.Tensor, target: int, lo: torch.Tens
     p_raw = torch.zeros((c, hgt, w), requires_grad=True)
     opt = torch.optim.Adam([m_raw, p_raw], lr=lr, betas=(0.5, 0.9))
     lo, hi = lo.view(-1, 1, 1), hi.view(-1, 1, 1)
-    yt = torch.full((batch,), target)
+    batch = min(batch, len(x)); yt = torch.full((batch,), target)
     try:
         for _ in range(capped(steps, max_steps)):
             xb = x[torch.randint(len(x), (batch,))]

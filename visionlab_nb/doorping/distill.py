@@ -109,7 +109,9 @@ def init_synthetic(pool: RealPool, ipc: int, init: str = "noise", shape=None) ->
     k = pool.num_classes
     x = torch.randn(k * ipc, *(shape or pool.x.shape[1:]))
     if init == "real":
-        for c in range(k): x[c * ipc:(c + 1) * ipc] = pool.sample(c, ipc)
+        for c in range(k):
+            xc = pool.sample(c, ipc)
+            if len(xc): x[c * ipc:(c + 1) * ipc] = xc[torch.arange(ipc) % len(xc)]   # repeat when a class is short
     elif init != "noise": raise ValueError(f"init must be noise or real, not {init!r}")
     return x.requires_grad_(True), torch.arange(k).repeat_interleave(ipc)
 
@@ -130,7 +132,8 @@ def train_epochs(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt, epochs: 
 def distill_dc(pool: RealPool, make_net, cfg: DistillConfig, on_net_update=None, progress=None) -> dict:
     "DC/DSA gradient matching; returns {'x', 'y', 'loss'} (synthetic images, labels, mean matching loss per iteration)."
     outer, inner = cfg.loops()
-    outer, inner, iters = capped(outer, cfg.max_steps), capped(inner, cfg.max_steps), capped(cfg.iterations, cfg.max_steps)
+    outer, inner = capped(outer, cfg.max_steps), capped(inner, cfg.max_steps)
+    iters = capped(cfg.iterations, max(1, cfg.max_steps // outer) if cfg.max_steps else 0)   # ≤ max_steps image steps in all
     x_syn, y_syn = init_synthetic(pool, cfg.ipc, cfg.init)
     opt_img = torch.optim.SGD([x_syn], lr=cfg.lr_img, momentum=cfg.momentum_img)
     dsa = DSA(cfg.dsa) if cfg.dsa else None
@@ -145,6 +148,7 @@ def distill_dc(pool: RealPool, make_net, cfg: DistillConfig, on_net_update=None,
             loss = torch.zeros(())
             for c in range(k):
                 xr = pool.sample(c, cfg.batch_real)
+                if len(xr) == 0: continue                                     # a class with no real images left
                 xs = x_syn[c * cfg.ipc:(c + 1) * cfg.ipc]
                 if dsa is not None: xr, xs = dsa(xr, xs)                      # Siamese: one draw for both
                 yr, ys = torch.full((len(xr),), c), torch.full((len(xs),), c)
@@ -174,6 +178,7 @@ def distill_dm(pool: RealPool, make_net, cfg: DistillConfig, on_net_update=None,
         loss = torch.zeros(())
         for c in range(k):
             xr, xs = pool.sample(c, cfg.batch_real), x_syn[c * cfg.ipc:(c + 1) * cfg.ipc]
+            if len(xr) == 0: continue
             if dsa is not None: xr, xs = dsa(xr, xs)
             loss = loss + ((net.embed(xr).mean(0) - net.embed(xs).mean(0)) ** 2).sum()
         opt_img.zero_grad(); loss.backward(); opt_img.step(); losses.append(loss.item() / k)
