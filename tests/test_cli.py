@@ -2,7 +2,7 @@
 import json, shutil, subprocess, sys
 from pathlib import Path
 import pytest
-from conftest import visionlab, FIXTURE_NBS
+from conftest import visionlab, FIXTURE_NBS, ROOT
 
 @pytest.mark.parametrize("args, expect", [
     (["reproduce", "nosuchseries"], "valid: all, fixture, broken"),
@@ -151,3 +151,16 @@ def test_report_survives_damaged_files(fixture_run, tmp_path, damage, expect):
     md = (copy / "report.md").read_text()
     assert expect in md, md
     assert "| broken |" in md and "| fixture |" in md                # the other series still appear
+
+def test_a_broken_overview_is_named(tmp_path, monkeypatch, capsys):
+    (tmp_path / "vlbad" / "x").mkdir(parents=True); (tmp_path / "vlbad" / "__init__.py").write_text("")
+    (tmp_path / "vlbad" / "x" / "__init__.py").write_text("")
+    (tmp_path / "vlbad" / "x" / "overview.py").write_text("import no_such_module_here\n")
+    (tmp_path / "nbs" / "01_x").mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "fixtures" / "nbs_extra" / "02_tiny" / "99_reproduce.ipynb", tmp_path / "nbs" / "01_x")
+    monkeypatch.syspath_prepend(str(tmp_path)); monkeypatch.setenv("VISIONLAB_PACKAGES", "vlbad"); monkeypatch.setenv("VISIONLAB_NBS", str(tmp_path / "nbs"))
+    from visionlab_nb.cli import main
+    assert main(["list"]) == 0
+    assert "overview not importable: ModuleNotFoundError: No module named 'no_such_module_here'" in capsys.readouterr().out
+    assert main(["reproduce", "x", "-p", "n_seeds", "2", "--out", str(tmp_path / "runs")]) == 2
+    assert "its overview module could not be imported" in capsys.readouterr().err and not (tmp_path / "runs").exists()
