@@ -93,7 +93,7 @@ def base_config(P, data_file: str, device: str = "cpu") -> TrainConfig:
     return TrainConfig(data_file=data_file, model=P.model, objective="dat-pgd", eps=P.eps, step_size=P.alpha,
                        attack_steps=P.train_steps, epochs=P.epochs, warmup_epochs=P.warmup_epochs,
                        milestones=official_milestones(P.epochs), optimizer="lamb", lr=P.lr, weight_decay=1e-4,
-                       augment=P.augment, eval_eps=P.eps, eval_step_size=P.alpha, eval_steps=P.eval_steps, device=device,
+                       augment=P.augment, eval_eps=P.eps, eval_step_size=P.eps / 4, eval_steps=P.eval_steps, device=device,
                        threads=1, max_steps=P.max_steps, checkpoint_every=max(1, (P.warmup_epochs + P.epochs) // 4))
 
 def _run(cfg: TrainConfig, runs_dir, name: str, seed: int, **kw) -> TrainConfig:
