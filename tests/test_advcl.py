@@ -66,3 +66,32 @@ def test_bn_branches_hold_different_stats():
     assert torch.equal(bns["pgd_ce"].running_mean, torch.zeros(4))
     with bn_branch(net, "pgd"): assert net.encoder.bn2.branch == "pgd"
     assert net.encoder.bn2.branch == "normal"
+
+
+def test_adversarial_views_in_eps_ball_and_range():
+    from visionlab_nb.advcl.pretrain import adversarial_views, total_loss
+    torch.manual_seed(0)
+    net = ContrastiveNet(ToyEncoder(width=4, feat_dim=16), proj_dim=8, ks=(2, 10))
+    xo = torch.rand(4, 3, 32, 32)
+    xo[0] = 0.0; xo[1] = 1.0                       # images at the range's edges
+    pseudo = torch.stack([torch.randint(0, 2, (4,)), torch.randint(0, 10, (4,))], 1)
+    with torch.no_grad(): clean_z = [net(xo, "normal")[0]]
+    eps = 8 / 255
+    x_cl, x_ce = adversarial_views(net, xo, clean_z, pseudo, eps=eps, steps=3, generator=torch.Generator().manual_seed(0))
+    for xa in (x_cl, x_ce):
+        assert xa.shape == xo.shape
+        assert (xa - xo).abs().max() <= eps + 1e-6
+        assert xa.min() >= 0 and xa.max() <= 1
+    assert not torch.allclose(x_cl, x_ce)
+    x_only, none = adversarial_views(net, xo, clean_z, None, eps=eps, steps=2)
+    assert none is None and (x_only - xo).abs().max() <= eps + 1e-6
+
+
+def test_kmeans_pseudo_labels():
+    from visionlab_nb.advcl.pretrain import kmeans_pseudo_labels
+    g = torch.Generator().manual_seed(0)
+    feats = (torch.randn(3, 8, generator=g) * 5).repeat_interleave(10, 0) + 0.05 * torch.randn(30, 8, generator=g)
+    pl = kmeans_pseudo_labels(feats, (2, 3, 5))
+    assert pl.shape == (30, 3) and pl.dtype == torch.long
+    for j, k in enumerate((2, 3, 5)): assert pl[:, j].min() >= 0 and pl[:, j].max() < k and pl[:, j].unique().numel() == k
+    assert all(pl[i * 10:(i + 1) * 10, 1].unique().numel() == 1 for i in range(3))
