@@ -95,3 +95,23 @@ def test_kmeans_pseudo_labels():
     assert pl.shape == (30, 3) and pl.dtype == torch.long
     for j, k in enumerate((2, 3, 5)): assert pl[:, j].min() >= 0 and pl[:, j].max() < k and pl[:, j].unique().numel() == k
     assert all(pl[i * 10:(i + 1) * 10, 1].unique().numel() == 1 for i in range(3))
+
+
+def test_finetune_schemes_and_evaluation():
+    from visionlab_nb.advcl.finetune import finetune, evaluate, trades_adv, trades_loss, Classifier
+    torch.manual_seed(0)
+    enc = ToyEncoder(width=4, feat_dim=16)
+    x, y = torch.rand(24, 3, 32, 32), torch.randint(0, 3, (24,))
+    w0, rm0 = enc.conv1.weight.clone(), enc.bn1.bns["pgd"].running_mean.clone()
+    for scheme in ("SLF", "ALF", "AFF"):
+        m, hist = finetune(enc, x, y, scheme, n_classes=3, epochs=3, batch_size=12, attack_steps=2, lr=0.05, max_steps=3)
+        assert hist == []
+        assert torch.equal(m.encoder.conv1.weight, w0) == (scheme != "AFF")
+        assert torch.equal(m.encoder.bn1.bns["pgd"].running_mean, rm0) == (scheme != "AFF")   # frozen encoder in eval mode
+    assert torch.equal(enc.conv1.weight, w0)
+    clf = Classifier(enc, 3)
+    xa = trades_adv(clf, x, steps=2)
+    assert (xa - x).abs().max() <= 8 / 255 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
+    assert torch.isfinite(trades_loss(clf, x, xa, y))
+    r = evaluate(m, x, y, pgd_steps=3, n_classes=3)
+    assert set(r) == {"clean", "pgd", "apgd_ce"} and r["pgd"] <= r["clean"] and r["apgd_ce"] <= r["clean"]
