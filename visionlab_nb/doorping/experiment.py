@@ -120,7 +120,8 @@ def tune_victim_lr(P, data: Data, method: str, seed: int):
     "TuneResult of the victim lr on the clean arm of `method`, validation accuracy, tuning seeds."
     seeds = tune_seeds(seed, 1)
     grid = [float(v) for v in str(P.victim_lr_grid).split(",") if v.strip()]
-    if len(grid) == 1: return TuneResult(f"victim lr ({method})", {grid[0]: [float("nan")]}, grid[0])   # nothing to tune
+    if len(grid) == 1 or P.max_steps:                          # nothing to tune, or a step-capped test run: the first value
+        return TuneResult(f"victim lr ({method})", {grid[0]: [float("nan")]}, grid[0])
     syns = {s: distill_arm(P, data, method, "clean", s) for s in seeds}
     def score(lr, s):
         return accuracy_on(train_victim(P, data, syns[s], s, lr), data.x_val, data.y_val)
