@@ -80,7 +80,7 @@ def section_title(folder) -> str:
     folder = Path(folder); name = short_name(folder)
     if name in SECTION_TITLES: return SECTION_TITLES[name]
     ov = folder / "00_overview.ipynb"
-    heading = _split(nb_title(ov)) if ov.exists() else None
+    heading = _split(nb_title(ov).lstrip("# ")) if ov.exists() else None
     if heading and heading[1].lower().rstrip(".") not in GENERIC_HEADINGS: return f"{heading[0]} — {heading[1]}"
     short = heading[0] if heading else name
     if t := overview_title(folder):
@@ -253,7 +253,7 @@ from typing import NamedTuple
 import os, posixpath, shutil, subprocess, sys, warnings
 
 class Problem(NamedTuple):
-    check: str       # proc | sidebar | orphan | summary | title | link | markup | truncated | outputs | order (see above)
+    check: str       # proc | sidebar | orphan | summary | title | link | overview | markup | truncated | outputs | order
     page: str        # the notebook, relative to nbs/ (e.g. '01_dat/02_compression.ipynb')
     detail: str = ""
 
@@ -382,6 +382,7 @@ def site_problems(proc, nbs=None) -> list[Problem]:
         for c in nb.cells:
             if c.cell_type == "markdown" and (m := re.search(r"^#[ \t]+(.+)$", _fences(c.source), re.M)):
                 probs.append(Problem("title", k, f"a second title {m.group(1)!r} under {fm.get('title')!r}")); break
+        linked = set()
         for t in dict.fromkeys(page_links(nb)):
             from_root = t.startswith("/") or bool(site and t.startswith(site))    # a link to the site itself is relative to its root
             if site and t.startswith(site): t = t[len(site):]
@@ -392,6 +393,10 @@ def site_problems(proc, nbs=None) -> list[Problem]:
             if target.endswith("/") or (proc / target).is_dir(): target = posixpath.join(target, "index.html")
             if target not in pages and target not in html and not (proc / target).is_file():
                 probs.append(Problem("link", k, f"{t} -> nothing at {target}"))
+            linked.add(html.get(target, target))
+        if Path(k).name == "00_overview.ipynb":
+            missing = [Path(p).name for p in pages if posixpath.dirname(p) == posixpath.dirname(k) and p != k and p not in linked]
+            if missing: probs.append(Problem("overview", k, f"no link to {', '.join(missing)}"))
         for c in nb.cells:
             if c.cell_type == "markdown" and re.search(r"\]\([^)\s]*\)\]\(", _fences(c.source)):
                 probs.append(Problem("link", k, "a link nested in a link")); break
