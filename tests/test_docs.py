@@ -30,6 +30,9 @@ KNOWN_BAD = {
     ('outputs', '01_dat/05_distributed.ipynb'),        # committed without outputs
     ('proc', '01_dat/07_experiment.ipynb'),            # imports + code in one cell: nbdev runs it for the docs (NameError P)
     ('outputs', '01_dat/99_reproduce.ipynb'),          # committed without outputs
+    # advcl
+    ('overview', '02_advcl/00_overview.ipynb'),        # no link to 01_views, 02_losses, 03_pretrain, 04_finetune
+    ('truncated', '02_advcl/00_overview.ipynb'),       # table cells cut by pandas' max_colwidth
     # tinymim
     ('outputs', '03_tinymim/00_overview.ipynb'),       # committed without outputs
     ('truncated', '03_tinymim/00_overview.ipynb'),     # table cells cut by pandas' max_colwidth
@@ -37,6 +40,9 @@ KNOWN_BAD = {
     ('outputs', '03_tinymim/99_reproduce.ipynb'),      # committed without outputs
     ('summary', '03_tinymim/99_reproduce.ipynb'),      # no summary
     # doorping
+    ('summary', '05_doorping/99_reproduce.ipynb'),      # no summary
+    ('title', '05_doorping/99_reproduce.ipynb'),        # title shown twice (front matter + `# ` heading)
+    ('truncated', '05_doorping/99_reproduce.ipynb'),    # table cells cut by pandas' max_colwidth
     ('overview', '05_doorping/00_overview.ipynb'),     # no link to 01_models.ipynb, 02_distill.ipynb, 04_defenses.ipynb, 05_experiment.i...
     ('title', '05_doorping/00_overview.ipynb'),        # title starts with '#'
     ('truncated', '05_doorping/00_overview.ipynb'),    # table cells cut by pandas' max_colwidth
@@ -53,6 +59,7 @@ KNOWN_BAD = {
     ('title', '06_pmtiqa/99_reproduce.ipynb'),         # title shown twice (front matter + `# ` heading)
     ('truncated', '06_pmtiqa/99_reproduce.ipynb'),     # table cells cut by pandas' max_colwidth
     # drums
+    ('truncated', '07_drums/99_reproduce.ipynb'),       # table cells cut by pandas' max_colwidth
     ('truncated', '07_drums/00_overview.ipynb'),       # table cells cut by pandas' max_colwidth
     ('proc', '07_drums/06_experiment.ipynb'),          # imports + code in one cell: nbdev runs it for the docs (NameError P)
     ('outputs', '07_drums/99_reproduce.ipynb'),        # committed without outputs
