@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from visionlab_nb.drums.drumroll import (VOICES, VOICE_PITCH, MERGE, encode, decode, midi_to_roll, roll_to_midi, split_prompt,
-                                         strip_leading_silence, text_to_midi)
+                                         text_to_midi)
 from visionlab_nb.drums.grooves import STYLES, make_corpus, make_groove, fake_gmd, load_gmd
 from visionlab_nb.drums.evaluate import (levenshtein, stability, random_roll, repeat_roll, two_cluster, is_valid, collapsed,
                                          duplication_rate, measure_table)
-from visionlab_nb.drums.gpt import GPT, GPTConfig, generate, encode_bytes
+from visionlab_nb.drums.gpt import GPT, GPTConfig, generate
 
 
 def _lev_reference(a, b):

@@ -4,9 +4,8 @@
 
 # %% ../../nbs/07_drums/04_evaluate.ipynb 1
 from __future__ import annotations
-import re, warnings
 import numpy as np
-from .drumroll import (STEPS_PER_MEASURE, MAX_MEASURES, LINE_RE, SEP, END, decode, measures, roll_to_lines)
+from .drumroll import (STEPS_PER_MEASURE, MAX_MEASURES, LINE_RE, SEP, END, measures, roll_to_lines)
 
 # %% auto 0
 __all__ = ['levenshtein', 'measure_texts', 'stability', 'random_roll', 'repeat_roll', 'two_cluster', 'measure_table',

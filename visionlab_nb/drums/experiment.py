@@ -4,17 +4,17 @@
 
 # %% ../../nbs/07_drums/06_experiment.ipynb 1
 from __future__ import annotations
-import copy, time
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 from ..core.fair import train_val_split, tune, tune_seeds
 from ..core.progress import progress, log_line
-from ..core.claims import fmt, mean_std
-from .overview import DrumsProfile, PROFILES, parse_list
+from ..core.claims import fmt
+from .overview import DrumsProfile, parse_list
 from .drumroll import MEASURE_CHARS, encode, split_prompt
-from .grooves import STYLES, Groove, make_corpus, load_gmd, fake_gmd, gmd_root
+from .grooves import STYLES, make_corpus, load_gmd, fake_gmd, gmd_root
 from .gpt import GPT, GPTConfig, train_lm, nll_per_byte, generate, pretrained_gpt, count_params
 from .evaluate import (stability, random_roll, repeat_roll, two_cluster, measure_table, duplication_rate,
                                          is_valid, collapsed)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import hashlib, importlib, inspect, math, time
 from dataclasses import dataclass, asdict
-from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn

@@ -5,12 +5,12 @@
 # %% ../../nbs/07_drums/02_grooves.ipynb 1
 from __future__ import annotations
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pretty_midi
-from .drumroll import (STEPS_PER_MEASURE, MAX_MEASURES, VOICES, encode, measures, midi_to_roll,
-                                         roll_to_midi, strip_leading_silence, time_signature)
+from .drumroll import (STEPS_PER_MEASURE, MAX_MEASURES, encode, midi_to_roll, roll_to_midi,
+                                         strip_leading_silence, time_signature)
 
 # %% auto 0
 __all__ = ['C', 'R', 'S', 'K', 'H', 'T', 'STYLES', 'FILLS', 'GMD_COLUMNS', 'GMD_HELP', 'Style', 'core_measure', 'vary_measure',

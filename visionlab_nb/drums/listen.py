@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07_drums/05_listen.ipynb 1
 from __future__ import annotations
-import io, wave
+import wave
 from pathlib import Path
 import numpy as np
 from .drumroll import STEPS_PER_BEAT, VOICES, decode, roll_to_midi

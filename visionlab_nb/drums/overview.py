@@ -4,11 +4,10 @@
 
 # %% ../../nbs/07_drums/00_overview.ipynb 1
 from __future__ import annotations
-import re
 from dataclasses import dataclass
 import numpy as np
 from ..core.series import Profile
-from ..core.claims import (Claim, Verdict, all_of, better, threshold, HOLDS, FAILS, INCONCLUSIVE)
+from ..core.claims import Claim, Verdict, all_of, better, threshold
 
 # %% auto 0
 __all__ = ['TITLE', 'PROFILES', 'CLAIMS', 'DrumsProfile', 'parse_list', 'decide_pretrain_nll', 'decide_structure',
