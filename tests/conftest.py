@@ -34,10 +34,10 @@ def visionlab(*args, nbs=FIXTURE_NBS, cwd=None, timeout=300):
     "Run the `visionlab` console script with VISIONLAB_NBS pointing at `nbs`; return the CompletedProcess."
     return subprocess.run([VISIONLAB, *map(str, args)], capture_output=True, text=True, env=cli_env(nbs), cwd=cwd, timeout=timeout)
 
-def visionlab_bg(*args, nbs=EXTRA_NBS, cwd=None):
+def visionlab_bg(*args, nbs=EXTRA_NBS, cwd=None, env=None):
     "Start the `visionlab` console script in the background (stdout and stderr merged, line-buffered text)."
     return subprocess.Popen([VISIONLAB, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                            env=cli_env(nbs), cwd=cwd)
+                            env={**cli_env(nbs), **(env or {})}, cwd=cwd)
 
 @pytest.fixture(scope="session")
 def fixture_run(tmp_path_factory):

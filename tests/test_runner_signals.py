@@ -1,5 +1,5 @@
 "Interrupts: Ctrl-C keeps what finished and can be resumed; SIGKILL of the runner leaves no process of the run behind."
-import json, re, signal, threading, time
+import json, re, signal, tempfile, threading, time
 from pathlib import Path
 from conftest import visionlab, visionlab_bg, EXTRA_NBS
 
@@ -48,13 +48,17 @@ def test_ctrl_c_then_resume(tmp_path):
 
 def test_sigkill_leaves_no_process_of_the_run(tmp_path):
     hold = tmp_path / "hold"; hold.write_text(""); out = tmp_path / "runs"
-    p = visionlab_bg("reproduce", "sleeper", "-p", "hold", hold, "--out", out, "--no-progress")
+    tmp = Path(tempfile.mkdtemp(prefix="t"))                      # the run's temporary files (kernel sockets) go here: a short path
+    p = visionlab_bg("reproduce", "sleeper", "-p", "hold", hold, "--out", out, "--no-progress", env={"TMPDIR": str(tmp)})
     lines = _reader(p)
     assert _wait_for(lambda: any(out.glob("*/sleeper/worker.pid"))), "".join(lines)
     sd = next(out.glob("*/sleeper"))
     _wait_for(lambda: (sd / "worker.pid").read_text().strip() != "")
     pids = {**json.loads((sd / "pids.json").read_text()), "worker": int((sd / "worker.pid").read_text())}
     assert all(_alive(x) for x in pids.values()), pids
+    assert any(tmp.rglob("kernel-*"))
     p.kill(); p.wait(10)
     assert _wait_for(lambda: not any(_alive(x) for x in pids.values()), 15), {k: _alive(v) for k, v in pids.items()}
+    assert _wait_for(lambda: not any(tmp.iterdir()), 10), list(tmp.rglob("*"))       # no socket files left
+    tmp.rmdir()
     hold.unlink()

@@ -224,8 +224,10 @@ def _kernel_manager(env: dict, log, ipc_dir=None):
     class BatchKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc" if os.name == "posix" else "tcp", config=True)
         async def _async_pre_start_kernel(self, **kw):
+            d = ipc_dir or tempfile.mkdtemp(prefix="vl-")
+            if not self.connection_file: self.connection_file = os.path.join(d, "kernel.json")
             if self.transport == "ipc":       # an absolute path of its own: the default is relative, shared by parallel kernels
-                self.ip = os.path.join(ipc_dir or tempfile.mkdtemp(prefix="vl-"), "kernel")
+                self.ip = os.path.join(d, "kernel")
             kw["env"] = {**kw.get("env", os.environ), **env}
             kw.setdefault("stdout", log); kw.setdefault("stderr", log)
             return await super()._async_pre_start_kernel(**kw)
@@ -264,12 +266,14 @@ for _ in range(3):
             if needle in (p / "environ").read_bytes().split(b"\0"): os.kill(int(p.name), signal.SIGKILL)
         except (OSError, ValueError): pass
     time.sleep(0.2)
+if len(sys.argv) > 2:
+    import shutil; shutil.rmtree(sys.argv[2], ignore_errors=True)   # the kernels' socket files
 """
 
-def start_watchdog(tag: str):
-    "A process that kills run `tag`'s processes once this one exits (even by SIGKILL); None where there is no /proc."
+def start_watchdog(tag: str, cleanup=None):
+    "A process that kills run `tag`'s processes (and removes folder `cleanup`) once this one exits, even by SIGKILL; None without /proc."
     if not Path("/proc/self/environ").exists(): return None
-    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, tag], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, tag, *([str(cleanup)] if cleanup else [])], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
 class _Tail(threading.Thread):
@@ -299,7 +303,7 @@ def _echo(line: str):
 # %% ../../nbs/00_core/03_runner.ipynb 16
 def run_series(s: Series, params: dict, run_dir: Path, profile: str = "quick", device: str = "auto",
                progress: bool = True, env: dict | None = None, stop: threading.Event | None = None, tag: str | None = None,
-               echo=_echo) -> dict:
+               echo=_echo, ipc_root=None) -> dict:
     "Execute series `s` into `run_dir/<name>/`; return its status record."
     import papermill as pm
     out = Path(run_dir).resolve() / s.name
@@ -312,7 +316,7 @@ def run_series(s: Series, params: dict, run_dir: Path, profile: str = "quick", d
     if tag: kenv[_TAG] = tag
     tail = _Tail(prog, s.name, echo) if progress else None
     if tail: tail.start()
-    t0, ipc = time.time(), tempfile.mkdtemp(prefix="vl-")
+    t0, ipc = time.time(), tempfile.mkdtemp(prefix="vl-", dir=ipc_root)     # the kernel's sockets
     with open(out / "log.txt", "w") as log:
         try:
             pm.execute_notebook(str(s.notebook), str(out / "reproduce.ipynb"),
@@ -421,10 +425,11 @@ def _run_batch(todo, run_dir, profile, device, progress, jobs, resuming) -> tupl
             try: i, s, p = work.get_nowait()
             except queue.Empty: return
             _echo(f"[{i}/{n}] {s.name} ({profile}) ... log: {Path(run_dir) / s.name / 'log.txt'}")
-            r = run_series(s, p, run_dir, profile, device, progress, env, stop, tag)
+            r = run_series(s, p, run_dir, profile, device, progress, env, stop, tag, ipc_root=ipc)
             statuses.append(r)
             _echo(f"[{i}/{n}] {s.name}: {r['status']} in {r['duration_s']:.0f} s" + (f" — {r['error']}" if r["error"] else ""))
-    dog = start_watchdog(tag)
+    ipc = tempfile.mkdtemp(prefix="vl-")                # the kernels' ipc sockets, removed however the run ends
+    dog = start_watchdog(tag, ipc)
     threads = [threading.Thread(target=worker, args=(e,), daemon=True) for e in job_envs(min(jobs, max(work.qsize(), 1)), device)]
     old_term = _on_sigterm()
     try:
@@ -443,6 +448,7 @@ def _run_batch(todo, run_dir, profile, device, progress, jobs, resuming) -> tupl
         if old_term is not None: signal.signal(signal.SIGTERM, old_term)
         kill_tagged(tag)
         if dog: dog.stdin.close(); dog.wait(5)
+        shutil.rmtree(ipc, ignore_errors=True)
     return int(any(r["status"] != "ok" for r in statuses)), stop.is_set()
 
 def _on_sigterm():
