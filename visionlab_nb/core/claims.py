@@ -4,13 +4,11 @@
 
 # %% ../../nbs/00_core/02_claims.ipynb 2
 from __future__ import annotations
-import json, math, os, platform, subprocess
+import json, math, os, platform, subprocess, sys
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
 import numpy as np
-import torch
-from scipy import stats
 
 # %% auto 0
 __all__ = ['HOLDS', 'FAILS', 'INCONCLUSIVE', 'NOT_MEASURED', 'VERDICTS', 'RESULTS_SCHEMA', 'mean_std', 'fmt', 'diff_bounds',
@@ -45,6 +43,7 @@ def diff_bounds(a, b=None, level: float = 0.95, method: str = "welch") -> tuple[
         boot = sum((1 if i == 0 else -1) * rng.choice(x, (10_000, x.size)).mean(1) for i, x in enumerate(arms))
         return float(d), float(np.quantile(boot, 1 - level)), float(np.quantile(boot, level))
     if method != "welch": raise ValueError(f"unknown method {method!r}; valid: welch, bootstrap")
+    from scipy import stats
     v = [x.var(ddof=1) / x.size for x in arms]
     se = math.sqrt(sum(v))
     if se == 0: return float(d), float(d), float(d)
@@ -257,7 +256,7 @@ def git_commit(path=None) -> str:
 
 def env_info(device="cpu") -> dict:
     "Versions, device and threads of this run."
-    import torchvision
+    import torch, torchvision
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     info = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "numpy": np.__version__, "platform": platform.platform(), "device": str(dev),
@@ -269,7 +268,8 @@ def to_jsonable(o):
     "Plain-JSON version of `o` (tensors, numpy values, paths, dataclasses and tuples included)."
     if isinstance(o, dict): return {str(k): to_jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)): return [to_jsonable(v) for v in o]
-    if isinstance(o, torch.Tensor): return to_jsonable(o.detach().cpu().tolist())
+    torch = sys.modules.get("torch")                           # only loaded if the run used it
+    if torch is not None and isinstance(o, torch.Tensor): return to_jsonable(o.detach().cpu().tolist())
     if isinstance(o, np.ndarray): return to_jsonable(o.tolist())
     if isinstance(o, np.generic): return to_jsonable(o.item())
     if isinstance(o, Path): return str(o)

@@ -8,7 +8,6 @@ import dataclasses, inspect, linecache, re, time
 from dataclasses import dataclass
 from pathlib import Path
 from .claims import Claim, write_results
-from .train import get_device
 
 # %% auto 0
 __all__ = ['ProfileError', 'Profile', 'field_docs', 'field_range', 'in_range', 'profile_fields', 'resolve_profile',
@@ -109,6 +108,7 @@ def resolve_profile(profiles: dict, name: str, overrides: dict | None = None):
 def profile_table(profiles: dict):
     "The profiles side by side (a pandas DataFrame), with each field's meaning and the paper/quick ratio of numbers."
     import pandas as pd
+    pd.set_option("display.max_colwidth", None)                 # show every comment in full
     rows = []
     for k, f in profile_fields(profiles).items():
         row = {"field": k, **{p: v for p, v in f["default"].items()}, "what it is": f["help"]}
@@ -132,6 +132,7 @@ class Run:
         self.series, self.profile, self.seed, self.overrides = series, profile, int(seed), dict(overrides or {})
         self.P = resolve_profile(profiles, profile, self.overrides)
         self.seeds = list(range(self.seed, self.seed + self.P.n_seeds))
+        from visionlab_nb.core.train import get_device          # torch loads only when a run starts
         self.device, self.data_root = get_device(device), data_root
         self.out_dir = Path(out_dir or f"runs/dev/{series}"); self.out_dir.mkdir(parents=True, exist_ok=True)
         self.metrics, self.figures, self.extra, self.t0 = {}, {}, {}, time.time()
@@ -154,6 +155,7 @@ class Run:
     def finish(self, claims: list[Claim]):
         "Evaluate every claim on the metrics, write results.json; return the claims table (a DataFrame)."
         import pandas as pd
+        pd.set_option("display.max_colwidth", None)
         measured = self.profile != "smoke"
         rows = [c.result(c.evaluate(self.metrics, measured), figure=self.figures.get(c.id)) for c in claims]
         write_results(self.out_dir, self.series, self.profile, self.parameters(), self.metrics, rows,
