@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from visionlab_nb.doorping.models import ConvNet
 from visionlab_nb.doorping.distill import layer_distance, match_distance, DSA
 from visionlab_nb.doorping.backdoor import (Standardizer, trigger_mask, patch_trigger, stamp, poison, poison_indices,
-                                            update_trigger, select_neuron, asr, cta)
+                                            update_trigger, asr)
 from visionlab_nb.doorping.defenses import neural_cleanse, fit_strip, strip_metrics, fine_prune, anomaly_index
 from visionlab_nb.doorping.overview import CLAIMS, PROFILES
 from visionlab_nb.core.claims import check_decide

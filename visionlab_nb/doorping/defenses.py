@@ -5,18 +5,18 @@
 # %% ../../nbs/05_doorping/04_defenses.ipynb 1
 from __future__ import annotations
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .backdoor import stamp, predict_labels, cta, asr
+from .backdoor import stamp, predict_labels, cta
 from .distill import capped
 
 # %% auto 0
 __all__ = ['last_conv', 'FinePruneResult', 'fine_prune', 'reverse_trigger', 'anomaly_index', 'CleanseResult', 'neural_cleanse',
            'unlearn', 'superimpose', 'strip_entropy', 'Strip', 'fit_strip', 'strip_metrics']
 
-# %% ../../nbs/05_doorping/04_defenses.ipynb 7
+# %% ../../nbs/05_doorping/04_defenses.ipynb 9
 def last_conv(net: nn.Module) -> nn.Conv2d:
     "The last Conv2d of `net`."
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
@@ -59,7 +59,7 @@ def fine_prune(net: nn.Module, x: torch.Tensor, y: torch.Tensor, max_drop: float
             opt.zero_grad(); F.cross_entropy(net(x[i]), y[i]).backward(); opt.step(); steps += 1
     return FinePruneResult(net.eval(), pruned, conv.out_channels, acc0, acc_p)
 
-# %% ../../nbs/05_doorping/04_defenses.ipynb 10
+# %% ../../nbs/05_doorping/04_defenses.ipynb 12
 def reverse_trigger(net: nn.Module, x: torch.Tensor, target: int, lo: torch.Tensor, hi: torch.Tensor, steps: int = 150,
                     lr: float = 0.1, lam: float = 0.01, batch: int = 128, max_steps: int = 0):
     "The smallest (mask [1, H, W], pattern [C, H, W]) that sends clean x to `target`; returns (mask, pattern, success rate)."
@@ -110,7 +110,7 @@ def neural_cleanse(net: nn.Module, x: torch.Tensor, num_classes: int, lo, hi, th
     flagged = [t for t in range(num_classes) if idx[t] > threshold and norms[t] < norms.median()]
     return CleanseResult(norms, idx, flagged, [r[0] for r in res], [r[1] for r in res], [r[2] for r in res])
 
-# %% ../../nbs/05_doorping/04_defenses.ipynb 12
+# %% ../../nbs/05_doorping/04_defenses.ipynb 14
 def unlearn(net: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor, frac: float = 0.2,
             epochs: int = 10, lr: float = 0.01, batch: int = 64, max_steps: int = 0) -> nn.Module:
     "Neural Cleanse's unlearning: fine-tune a copy on (x, y) with the reversed trigger on `frac` of the images, true labels."
@@ -124,7 +124,7 @@ def unlearn(net: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
             opt.zero_grad(); F.cross_entropy(net(xb), y[i]).backward(); opt.step(); steps += 1
     return net.eval()
 
-# %% ../../nbs/05_doorping/04_defenses.ipynb 15
+# %% ../../nbs/05_doorping/04_defenses.ipynb 17
 @torch.no_grad()
 def superimpose(x: torch.Tensor, other: torch.Tensor, std=None) -> torch.Tensor:
     "STRIP's blend: the pixel-space sum of two images (model space in and out when `std`, a Standardizer, is given)."

@@ -4,8 +4,7 @@
 
 # %% ../../nbs/05_doorping/02_distill.ipynb 1
 from __future__ import annotations
-import copy, random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -15,7 +14,7 @@ import kornia.augmentation as K
 __all__ = ['LOOPS', 'layer_distance', 'match_distance', 'get_loops', 'capped', 'DSA', 'RealPool', 'DistillConfig',
            'init_synthetic', 'train_epochs', 'distill_dc', 'distill_dm', 'train_on_synset', 'accuracy_on']
 
-# %% ../../nbs/05_doorping/02_distill.ipynb 5
+# %% ../../nbs/05_doorping/02_distill.ipynb 7
 def layer_distance(g_syn: torch.Tensor, g_real: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     "Σ over output channels of 1 − cos(g_syn[i], g_real[i]); 0 for 1-D gradients (biases, norms)."
     if g_real.ndim == 1: return g_real.new_zeros(())
@@ -26,7 +25,7 @@ def match_distance(gw_syn, gw_real) -> torch.Tensor:
     "The DC distance: Σ over layers of `layer_distance`."
     return sum(layer_distance(s, r) for s, r in zip(gw_syn, gw_real))
 
-# %% ../../nbs/05_doorping/02_distill.ipynb 9
+# %% ../../nbs/05_doorping/02_distill.ipynb 11
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 
 def get_loops(ipc: int) -> tuple[int, int]:
@@ -38,7 +37,7 @@ def capped(n: int, max_steps: int = 0) -> int:
     "`n`, or at most `max_steps` when that is > 0 (the profiles' step cap)."
     return min(n, max_steps) if max_steps and max_steps > 0 else n
 
-# %% ../../nbs/05_doorping/02_distill.ipynb 12
+# %% ../../nbs/05_doorping/02_distill.ipynb 14
 def _color(x: torch.Tensor, brightness=1.0, saturation=2.0, contrast=0.5) -> torch.Tensor:
     "DSA's colour op: one brightness shift, saturation scale and contrast scale for the whole batch."
     x = x + (torch.rand(()) - 0.5) * brightness
@@ -69,7 +68,7 @@ class DSA:
         out = tuple(y.split([len(t) for t in xs]))
         return out if len(xs) > 1 else out[0]
 
-# %% ../../nbs/05_doorping/02_distill.ipynb 16
+# %% ../../nbs/05_doorping/02_distill.ipynb 18
 class RealPool:
     "The real training set in model space, indexed by class: `sample(c, n)` draws n random images of class c."
     def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int):
@@ -82,7 +81,7 @@ class RealPool:
         i = self.idx[c]
         return self.x[i[torch.randperm(len(i))[:n]]]
 
-# %% ../../nbs/05_doorping/02_distill.ipynb 17
+# %% ../../nbs/05_doorping/02_distill.ipynb 19
 @dataclass
 class DistillConfig:
     "Settings of a distillation run (defaults: the official DC ones)."
@@ -103,7 +102,7 @@ class DistillConfig:
         o, i = get_loops(self.ipc) if self.outer_loop is None or self.inner_loop is None else (0, 0)
         return (self.outer_loop if self.outer_loop is not None else o), (self.inner_loop if self.inner_loop is not None else i)
 
-# %% ../../nbs/05_doorping/02_distill.ipynb 18
+# %% ../../nbs/05_doorping/02_distill.ipynb 20
 def init_synthetic(pool: RealPool, ipc: int, init: str = "noise", shape=None) -> tuple[torch.Tensor, torch.Tensor]:
     "Synthetic images [classes*ipc, C, H, W] (noise or real samples) and their labels [0,..,0, 1,.., classes-1]."
     k = pool.num_classes
@@ -128,7 +127,7 @@ def train_epochs(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt, epochs: 
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); steps += 1
     return steps
 
-# %% ../../nbs/05_doorping/02_distill.ipynb 20
+# %% ../../nbs/05_doorping/02_distill.ipynb 22
 def distill_dc(pool: RealPool, make_net, cfg: DistillConfig, on_net_update=None, progress=None) -> dict:
     "DC/DSA gradient matching; returns {'x', 'y', 'loss'} (synthetic images, labels, mean matching loss per iteration)."
     outer, inner = cfg.loops()
@@ -162,7 +161,7 @@ def distill_dc(pool: RealPool, make_net, cfg: DistillConfig, on_net_update=None,
         losses.append(total / (k * outer))
     return {"x": x_syn.detach(), "y": y_syn, "loss": losses}
 
-# %% ../../nbs/05_doorping/02_distill.ipynb 24
+# %% ../../nbs/05_doorping/02_distill.ipynb 26
 def distill_dm(pool: RealPool, make_net, cfg: DistillConfig, on_net_update=None, trigger_every: int = 1,
                progress=None) -> dict:
     "DM: mean-embedding matching under random networks; returns {'x', 'y', 'loss'}."
@@ -187,7 +186,7 @@ def distill_dm(pool: RealPool, make_net, cfg: DistillConfig, on_net_update=None,
             on_net_update(net)
     return {"x": x_syn.detach(), "y": y_syn, "loss": losses}
 
-# %% ../../nbs/05_doorping/02_distill.ipynb 27
+# %% ../../nbs/05_doorping/02_distill.ipynb 29
 def train_on_synset(net: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 300, lr: float = 0.01,
                     batch: int = 256, dsa: str = "", max_steps: int = 0) -> nn.Module:
     "Train `net` on the synthetic set as the official evaluation does; returns it in eval mode."

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/05_doorping/05_experiment.ipynb 1
 from __future__ import annotations
-import copy, time
+import time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -17,7 +17,7 @@ from ..core.progress import log_line
 from ..core.train import seed_everything
 from .models import ConvNet
 from .distill import capped, RealPool, DistillConfig, distill_dc, distill_dm, train_on_synset, accuracy_on
-from .backdoor import (Standardizer, make_attack, DoorPingHook, cta, asr, stamp)
+from .backdoor import Standardizer, make_attack, DoorPingHook, cta, asr
 from .defenses import fine_prune, neural_cleanse, unlearn, fit_strip, strip_metrics
 
 # %% auto 0
@@ -25,7 +25,7 @@ __all__ = ['EMBEDDED', 'REAL', 'Data', 'load_data', 'make_net_fn', 'distill_conf
            'evaluate_arm', 'tune_victim_lr', 'run_defenses', 'run_experiment', 'arms_table', 'ablation_table',
            'defense_table', 'distilled_figure', 'fake_paper_data']
 
-# %% ../../nbs/05_doorping/05_experiment.ipynb 5
+# %% ../../nbs/05_doorping/05_experiment.ipynb 7
 EMBEDDED = ("digits", "shapes")
 REAL = {"cifar10": "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta: the python pickles)",
         "fashion_mnist": "FashionMNIST/raw/ (train/t10k -images-idx3-ubyte, -labels-idx1-ubyte)",
@@ -66,7 +66,7 @@ def load_data(dataset: str, data_root: str = "", n_train: int = 0, n_test: int =
     st = Standardizer.fit(xtr)
     return Data(st(xtr), ytr, st(xval), yval, st(xte), yte, st, int(max(ytr.max(), yte.max())) + 1)
 
-# %% ../../nbs/05_doorping/05_experiment.ipynb 8
+# %% ../../nbs/05_doorping/05_experiment.ipynb 10
 def make_net_fn(P, data: Data):
     "A constructor of fresh ConvNets of the profile's size."
     return lambda: ConvNet(num_classes=data.num_classes, in_chans=data.shape[0], img_size=data.shape[1],
@@ -115,7 +115,7 @@ def evaluate_arm(P, data: Data, syn: dict, seed: int, lr: float | None = None, e
     m = np.mean(rows, 0)
     return {"cta": float(m[0]), "asr": float(m[1]), "asr_official": float(m[2]), "net": net}
 
-# %% ../../nbs/05_doorping/05_experiment.ipynb 12
+# %% ../../nbs/05_doorping/05_experiment.ipynb 14
 def tune_victim_lr(P, data: Data, method: str, seed: int):
     "TuneResult of the victim lr on the clean arm of `method`, validation accuracy, tuning seeds."
     seeds = tune_seeds(seed, 1)
@@ -127,7 +127,7 @@ def tune_victim_lr(P, data: Data, method: str, seed: int):
         return accuracy_on(train_victim(P, data, syns[s], s, lr), data.x_val, data.y_val)
     return tune(score, grid, seeds, name=f"victim lr ({method})")
 
-# %% ../../nbs/05_doorping/05_experiment.ipynb 15
+# %% ../../nbs/05_doorping/05_experiment.ipynb 17
 def run_defenses(P, data: Data, net, attack, seed: int) -> dict:
     "{defense: {'cta', 'asr', ...}} for none, fine-pruning, Neural Cleanse (+ unlearning) and STRIP."
     seed_everything(seed)
@@ -147,7 +147,7 @@ def run_defenses(P, data: Data, net, attack, seed: int) -> dict:
     out["strip"] = {"cta": sm["cta"], "asr": sm["asr"], "detected": sm["detected"], "frr": sm["frr"]}
     return out
 
-# %% ../../nbs/05_doorping/05_experiment.ipynb 18
+# %% ../../nbs/05_doorping/05_experiment.ipynb 20
 def _floats(s: str) -> list[float]: return [float(v) for v in str(s).split(",") if v.strip()]
 
 def run_experiment(run, progress=None) -> dict:
@@ -189,7 +189,7 @@ def run_experiment(run, progress=None) -> dict:
              for m, (e, e2) in conv.items()}
     return {"data": data, "tuned": tuned, "kept": keep, "convergence": convc}
 
-# %% ../../nbs/05_doorping/05_experiment.ipynb 20
+# %% ../../nbs/05_doorping/05_experiment.ipynb 22
 def arms_table(metrics: dict, methods=("dc", "dm")):
     "CTA / ASR / official ASR per method and attack: mean ± std over seeds."
     import pandas as pd
@@ -233,7 +233,7 @@ def distilled_figure(kept: dict, data: Data, n: int = 10):
     fig.suptitle("first distilled image per class (class 0 is the target)", fontsize=9)
     return fig
 
-# %% ../../nbs/05_doorping/05_experiment.ipynb 22
+# %% ../../nbs/05_doorping/05_experiment.ipynb 24
 def fake_paper_data(root) -> Path:
     "A tiny CIFAR-10 in its real format (cifar-10-batches-py pickles) under `root`, for the paper profile's test."
     return write_fake("cifar10", root, n=40)
