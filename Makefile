@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 LIB    ?= visionlab_nb
 
-.PHONY: install reproduce test sync-check nbtest pytest lab docs readme sidebar clean-runs
+.PHONY: install reproduce test sync-check lint nbtest pytest lab docs readme sidebar clean-runs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ reproduce: install
 	$(BIN)/visionlab reproduce all --profile quick $(ARGS)
 
 ## the whole suite: the package and notebooks in sync, the notebooks' own tests, then pytest
-test: install sync-check nbtest pytest
+test: install sync-check lint nbtest pytest
+
+## unused imports and variables, undefined and redefined names in the package and the tests (ruff; rules in pyproject.toml)
+lint: install
+	$(BIN)/ruff check visionlab_nb tests
 
 ## the package and notebooks in sync, checked in a scratch copy: a hand-edited generated .py is named and left as it is
 sync-check: install
@@ -62,4 +66,3 @@ docs: install sidebar
 ## README.md from nbs/index.ipynb, its series table and scoreboard relinked to the series that exist (no Quarto needed); the sidebar too
 readme: install sidebar
 	$(BIN)/python -c "from visionlab_nb.core.docs import write_readme; print('wrote', write_readme())"
-

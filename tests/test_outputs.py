@@ -28,12 +28,9 @@ def output_problems(nb) -> list[str]:
                 if m: found.append(f"cell {i}: {kind}: {text[max(0, m.start() - 30): m.end() + 30]!r}")
     return found
 
-KNOWN_BAD = {"nbs/01_dat/99_reproduce.ipynb", "nbs/10_emo/00_overview.ipynb", "nbs/10_emo/03_measure.ipynb",
-             "nbs/10_emo/99_reproduce.ipynb"}   # being republished by their series; this set must end empty
-
 NOTEBOOKS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "nbs").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p not in KNOWN_BAD])
+@pytest.mark.parametrize("path", NOTEBOOKS)
 def test_committed_outputs_are_clean(path):
     problems = output_problems(nbformat.read(ROOT / path, as_version=4))
     assert not problems, f"{path}:\n" + "\n".join(problems)

@@ -8,7 +8,7 @@ from visionlab_nb.core.runner import find_series
 
 ROOT = Path(__file__).resolve().parents[1]
 SERIES = find_series([ROOT / "nbs"])
-LEGACY = {"dat", "emo"}          # still on the pre-kit pattern; each leaves this set when it moves to the kit
+LEGACY: set = set()     # series still on the pre-kit pattern (none now); a new series never goes here
 
 def _kit_series():
     return [s for s in SERIES if s not in LEGACY]

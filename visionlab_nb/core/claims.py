@@ -13,8 +13,7 @@ import numpy as np
 # %% auto 0
 __all__ = ['HOLDS', 'FAILS', 'INCONCLUSIVE', 'NOT_MEASURED', 'VERDICTS', 'RESULTS_SCHEMA', 'mean_std', 'fmt', 'diff_bounds',
            'Comparison', 'better', 'parity', 'threshold', 'within', 'Verdict', 'all_of', 'any_of', 'per_rival', 'Claim',
-           'check_decide', 'noise_band', 'better_verdict', 'parity_verdict', 'tolerance_verdict', 'validate_results',
-           'git_commit', 'env_info', 'to_jsonable', 'write_results', 'read_results']
+           'check_decide', 'validate_results', 'git_commit', 'env_info', 'to_jsonable', 'write_results', 'read_results']
 
 # %% ../../nbs/00_core/02_claims.ipynb 5
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
@@ -195,29 +194,6 @@ def check_decide(claim: Claim, **cases) -> dict:
     return got
 
 # %% ../../nbs/00_core/02_claims.ipynb 19
-def noise_band(a, b, k: float = 1.0) -> float:
-    "Retired: k times the seed spread of the difference of the means of `a` and `b`."
-    return k * math.hypot(mean_std(a)[1], mean_std(b)[1])
-
-def better_verdict(ours, base, higher_is_better: bool = True, k: float = 1.0, margin: float = 0.0) -> str:
-    "Retired: 'ours beats base' by the seed noise band (use `better`)."
-    d = mean_std(ours)[0] - mean_std(base)[0]
-    if not higher_is_better: d = -d
-    band = noise_band(ours, base, k) + margin
-    return HOLDS if d > band else FAILS if d < -band else INCONCLUSIVE
-
-def parity_verdict(ours, base, tol: float = 0.0, higher_is_better: bool = True, k: float = 1.0) -> str:
-    "Retired: 'ours matches or beats base' within `tol` or the noise band (use `parity`)."
-    short = mean_std(base)[0] - mean_std(ours)[0]
-    if not higher_is_better: short = -short
-    band = max(tol, noise_band(ours, base, k))
-    return HOLDS if short <= band else FAILS if short > 2 * band else INCONCLUSIVE
-
-def tolerance_verdict(measured: float, expected: float, rel_tol: float) -> str:
-    "Retired: 'measured equals expected' within a relative tolerance (use `within`)."
-    return HOLDS if abs(measured - expected) <= rel_tol * abs(expected) else FAILS
-
-# %% ../../nbs/00_core/02_claims.ipynb 21
 RESULTS_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "visionlab_nb results.json", "type": "object",
     "required": ["series", "profile", "parameters", "env", "duration_s", "metrics", "claims"],
@@ -244,7 +220,7 @@ def validate_results(res: dict, where: str = "results.json") -> dict:
         raise ValueError(f"{where}: {path}: {e.message}") from None
     return res
 
-# %% ../../nbs/00_core/02_claims.ipynb 22
+# %% ../../nbs/00_core/02_claims.ipynb 20
 def git_commit(path=None) -> str:
     "Short git commit of the repository holding `path` (the current folder by default), or 'unknown'."
     path = Path(path or os.getcwd()).resolve()
