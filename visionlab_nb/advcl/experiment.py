@@ -97,7 +97,7 @@ def finetune_tuned(enc: nn.Module, scheme: str, data: dict, P, seed: int, device
         lr = tune(score, list(grid), tune_seeds(seed)).best
     else: lr = grid[0]
     model = _ft(enc, scheme, data["x"], data["y"], P, lr, seed, device, n_classes)
-    r = evaluate(model, data["xt"], data["yt"], P.eps, P.pgd_steps, apgd=True, autoattack=P.autoattack,
+    r = evaluate(model, data["xt"], data["yt"], P.eps, P.pgd_steps, apgd=True, autoattack=P.autoattack and P.max_steps <= 0,
                  n_classes=n_classes, seed=seed)
     return dict(lr=lr, **r)
 
