@@ -3,10 +3,9 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch
 import torch.nn.functional as F
-import pytest
 torch.set_num_threads(1)
 from visionlab_nb.advcl.views import split_frequencies, high_frequency, freq_mask, four_views
-from visionlab_nb.advcl.losses import (positive_mask, multiview_ntxent, PseudoHeads, pseudo_ce, MultiBN, ToyEncoder,
+from visionlab_nb.advcl.losses import (positive_mask, multiview_ntxent, PseudoHeads, pseudo_ce, ToyEncoder,
                                       ContrastiveNet, bn_branch)
 
 
@@ -69,7 +68,7 @@ def test_bn_branches_hold_different_stats():
 
 
 def test_adversarial_views_in_eps_ball_and_range():
-    from visionlab_nb.advcl.pretrain import adversarial_views, total_loss
+    from visionlab_nb.advcl.pretrain import adversarial_views
     torch.manual_seed(0)
     net = ContrastiveNet(ToyEncoder(width=4, feat_dim=16), proj_dim=8, ks=(2, 10))
     xo = torch.rand(4, 3, 32, 32)

@@ -235,7 +235,7 @@ def load_official(path,                  # an official `net.pth` (e.g. resources
     variant = {v: k for k, v in TIMM_NAMES.items()}[name]
     return _create_emo(variant, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
 
-# %% ../../nbs/10_emo/02_models.ipynb 23
+# %% ../../nbs/10_emo/02_models.ipynb 26
 def small_input(cfg: EMOConfig,            # an ImageNet config (e.g. EMO_CONFIGS["EMO-1M"])
                 num_classes: int = 10,     # classifier outputs
                 window: int = 4,           # attention window in stages 3-4
@@ -244,11 +244,11 @@ def small_input(cfg: EMOConfig,            # an ImageNet config (e.g. EMO_CONFIG
     return replace(cfg, stem_stride=2, stage_strides=(1, 1, 2, 2),
                    window_sizes=tuple(cfg.window_sizes[:2]) + (window, window), num_classes=num_classes, **overrides)
 
-# %% ../../nbs/10_emo/02_models.ipynb 26
+# %% ../../nbs/10_emo/02_models.ipynb 29
 EMO_TINY32 = small_input(EMOConfig(depths=(1, 2, 3, 2), dims=(16, 32, 48, 96), exp_ratios=(2.0, 2.5, 3.0, 3.5),
                                    dim_heads=(16, 16, 16, 16), stem_dim=16, drop_path=0.0))
 
-# %% ../../nbs/10_emo/02_models.ipynb 29
+# %% ../../nbs/10_emo/02_models.ipynb 32
 def _set_stride1(conv: nn.Conv2d):
     "Make a conv stride 1 (keeping its padding, so the map size is kept)."
     conv.stride = (1, 1)
