@@ -31,42 +31,22 @@ KNOWN_BAD = {
     ('truncated', '01_dat/00_overview.ipynb'),         # table cells cut by pandas' max_colwidth
     ('markup', '01_dat/02_compression.ipynb'),         # Python ** renders as emphasis: '2**bits'
     ('markup', '01_dat/03_lamb.ipynb'),                # Python ** renders as emphasis: 'gamma**(milestones'
-    ('proc', '01_dat/07_experiment.ipynb'),            # imports + code in one cell: nbdev runs it for the docs (NameError P)
     # advcl
-    ('overview', '02_advcl/00_overview.ipynb'),        # no link to 01_views, 02_losses, 03_pretrain, 04_finetune
     ('truncated', '02_advcl/00_overview.ipynb'),       # table cells cut by pandas' max_colwidth
     # tinymim
     ('outputs', '03_tinymim/00_overview.ipynb'),       # committed without outputs
     ('outputs', '03_tinymim/05_experiment.ipynb'),     # committed without outputs
     ('outputs', '03_tinymim/99_reproduce.ipynb'),      # committed without outputs
     # doorping
-    ('summary', '05_doorping/99_reproduce.ipynb'),      # no summary
-    ('title', '05_doorping/99_reproduce.ipynb'),        # title shown twice (front matter + `# ` heading)
     ('truncated', '05_doorping/99_reproduce.ipynb'),    # table cells cut by pandas' max_colwidth
-    ('overview', '05_doorping/00_overview.ipynb'),     # no link to 01_models.ipynb, 02_distill.ipynb, 04_defenses.ipynb, 05_experiment.i...
-    ('title', '05_doorping/00_overview.ipynb'),        # title starts with '#'
     ('truncated', '05_doorping/00_overview.ipynb'),    # table cells cut by pandas' max_colwidth
-    ('title', '05_doorping/01_models.ipynb'),          # title starts with '#'
-    ('title', '05_doorping/02_distill.ipynb'),         # title starts with '#'
-    ('proc', '05_doorping/03_backdoor.ipynb'),         # imports + code in one cell: nbdev runs it for the docs (NameError st)
-    ('title', '05_doorping/04_defenses.ipynb'),        # title starts with '#'
-    ('title', '05_doorping/05_experiment.ipynb'),      # title starts with '#'
     # pmtiqa
-    ('overview', '06_pmtiqa/00_overview.ipynb'),       # no link to 05_experiment.ipynb, 99_reproduce.ipynb
-    ('proc', '06_pmtiqa/01_benchmark.ipynb'),          # imports + code in one cell: nbdev runs it for the docs (NameError bench)
-    ('summary', '06_pmtiqa/99_reproduce.ipynb'),       # no summary
-    ('title', '06_pmtiqa/99_reproduce.ipynb'),         # title shown twice (front matter + `# ` heading)
     ('truncated', '06_pmtiqa/99_reproduce.ipynb'),     # table cells cut by pandas' max_colwidth
     # drums
     ('truncated', '07_drums/99_reproduce.ipynb'),       # table cells cut by pandas' max_colwidth
     ('truncated', '07_drums/00_overview.ipynb'),       # table cells cut by pandas' max_colwidth
     ('proc', '07_drums/06_experiment.ipynb'),          # imports + code in one cell: nbdev runs it for the docs (NameError P)
-    ('summary', '07_drums/99_reproduce.ipynb'),        # no summary
-    ('title', '07_drums/99_reproduce.ipynb'),          # title shown twice (front matter + `# ` heading)
     # reliant
-    ('overview', '09_reliant/00_overview.ipynb'),      # no link to 01_data.ipynb, 02_models.ipynb, 03_fairkd.ipynb, 04_experiment.ipynb,...
-    ('summary', '09_reliant/99_reproduce.ipynb'),      # no summary
-    ('title', '09_reliant/99_reproduce.ipynb'),        # title shown twice (front matter + `# ` heading)
     ('truncated', '09_reliant/99_reproduce.ipynb'),    # table cells cut by pandas' max_colwidth
     # emo
     ('truncated', '10_emo/00_overview.ipynb'),         # table cells cut by pandas' max_colwidth

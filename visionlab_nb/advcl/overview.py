@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..core.claims import Claim, all_of, better, parity
 from ..core.series import Profile
 
-# %% ../../nbs/02_advcl/00_overview.ipynb 5
+# %% ../../nbs/02_advcl/00_overview.ipynb 6
 TITLE = "AdvCL: When Does Contrastive Learning Preserve Adversarial Robustness from Pretraining to Finetuning? (NeurIPS 2021)"
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ PROFILES = dict(
                        ks=(2, 10, 50, 100, 500), simclr_epochs=200, pretrain_epochs=1000, batch=512, slf_epochs=25,
                        aff_epochs=25, slf_lrs=(0.01,), aff_lrs=(0.01,), autoattack=True))
 
-# %% ../../nbs/02_advcl/00_overview.ipynb 8
+# %% ../../nbs/02_advcl/00_overview.ipynb 9
 def decide_slf_robust(m):
     "Holds if AdvCL's SLF robust accuracy beats SimCLR's by more than 10 points (one-sided Welch, 95%)."
     return all_of(better(m["ra/advcl/SLF"], m["ra/simclr/SLF"], margin=0.10, name="AdvCL vs SimCLR, SLF RA"))

@@ -169,7 +169,7 @@ def tune_lr(results: list[dict], optimizer: str):
     return tune(lambda lr, s: runs[(lr, s)], lrs, seeds, name=f"lr ({optimizer.upper()}, validation robust acc.)")
 
 
-# %% ../../nbs/01_dat/07_experiment.ipynb 19
+# %% ../../nbs/01_dat/07_experiment.ipynb 20
 def summary_table(results: list[dict]):
     """One row per arm: workers, global batch, optimizer, lr, scheme, steps, clean and robust accuracy (mean ± std over seeds)."""
     import pandas as pd
@@ -203,7 +203,7 @@ def wire_table(wire: dict):
     return t
 
 
-# %% ../../nbs/01_dat/07_experiment.ipynb 22
+# %% ../../nbs/01_dat/07_experiment.ipynb 23
 def accuracy_figure(metrics: dict, eval_steps: int):
     """Bar chart of clean and robust accuracy by arm (mean and std over seeds)."""
     import matplotlib.pyplot as plt

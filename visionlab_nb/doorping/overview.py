@@ -15,7 +15,7 @@ __all__ = ['TITLE', 'PROFILES', 'METHODS', 'CTA_TOL', 'ASR_HIGH', 'REMOVED', 'CT
 # %% ../../nbs/05_doorping/00_overview.ipynb 4
 TITLE = "DoorPing: Backdoor Attacks Against Dataset Distillation"
 
-# %% ../../nbs/05_doorping/00_overview.ipynb 7
+# %% ../../nbs/05_doorping/00_overview.ipynb 8
 @dataclass(frozen=True)
 class DoorpingProfile(Profile):
     dataset: str = "digits"          # data set (one of: digits, shapes, cifar10, fashion_mnist, stl10)
@@ -74,7 +74,7 @@ PROFILES = dict(
                           nc_steps=500, nc_batch=128, strip_n=100, defense_epochs=20),
 )
 
-# %% ../../nbs/05_doorping/00_overview.ipynb 10
+# %% ../../nbs/05_doorping/00_overview.ipynb 11
 METHODS = ("dc", "dm")
 CTA_TOL = 0.05      # "close to clean": an attacked arm's CTA at most 5 points below the clean arm's
 ASR_HIGH = 0.9      # "ASR close to 1": mean ASR above 0.9
@@ -121,7 +121,7 @@ def decide_defenses(m):
                           better(m["def/none/cta"], m[f"def/{d}/cta"], margin=CTA_LOSS, name=f"{d}: CTA loss > {CTA_LOSS}"))
                    for d in names])
 
-# %% ../../nbs/05_doorping/00_overview.ipynb 12
+# %% ../../nbs/05_doorping/00_overview.ipynb 13
 def _arms(cta_att=0.9, asr_door=0.98, asr_naive=0.2, jitter=0.005):
     m = {}
     for x in METHODS:

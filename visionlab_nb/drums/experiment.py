@@ -107,7 +107,7 @@ def pmap(fn, jobs: list[tuple], workers: int = 1, threads: int = 1, desc: str = 
         futures = [ex.submit(fn, *j) for j in jobs]
         return [f.result() for f in progress(futures, desc=desc)]
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 13
+# %% ../../nbs/07_drums/06_experiment.ipynb 14
 def tune_score(P: DrumsProfile, arm: str, lr: float, s: int, data: DrumsData, pre_state: dict | None, device="cpu") -> float:
     "Best validation NLL of `arm` fine-tuned with `lr` and tuning seed `s` on the largest fine-tuning set."
     n = parse_list(P.sizes, int)[-1]
@@ -121,7 +121,7 @@ def tune_arms(P: DrumsProfile, data: DrumsData, pre_state: dict, seed: int = 0, 
     scores = dict(zip([(j[1], j[2], j[3]) for j in jobs], pmap(tune_score, jobs, P.workers, P.threads, desc="tuning lr")))
     return {arm: tune(lambda lr, s: scores[(arm, lr, s)], grid, seeds, name=f"lr ({arm})", higher_is_better=False) for arm in ARMS}
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 15
+# %% ../../nbs/07_drums/06_experiment.ipynb 16
 def continue_prompts(model: GPT, P: DrumsProfile, texts: list[str], seed: int) -> tuple[list[str], list[str]]:
     "Prompts (first two measures) of `texts` and the model's continuations."
     prompts = [split_prompt(t)[0] for t in texts]
@@ -155,7 +155,7 @@ def baseline_metrics(data: DrumsData, P: DrumsProfile, seed: int = 0) -> dict:
                                       measure_table(data.texts("train")))
     return out
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 18
+# %% ../../nbs/07_drums/06_experiment.ipynb 19
 def run_arm(P: DrumsProfile, arm: str, n: int, seed: int, lr: float, data: DrumsData, pre_state, device="cpu",
             converge: bool = False) -> dict:
     "Fine-tune `arm` on `n` grooves with `seed` and `lr` (for 2E steps with `converge`); test NLL, curve, structure metrics."
@@ -190,7 +190,7 @@ def run_all(P: DrumsProfile, seeds: list[int], data: DrumsData, pre_state: dict,
     runs = train_arms(P, seeds, data, pre_state, {a: t.best for a, t in tuned.items()}, device)
     return dict(tuned=tuned, runs=runs, conv=[r["conv"] for r in runs if "conv" in r], sizes=parse_list(P.sizes, int))
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 20
+# %% ../../nbs/07_drums/06_experiment.ipynb 21
 METRIC_KEYS = ("nll", "stability", "collapse", "valid", "dup", "gap", "intra")
 
 def to_metrics(res: dict, base: dict, seeds: list[int]) -> dict:
@@ -220,7 +220,7 @@ def results_table(res: dict, base: dict):
                                               "valid": "valid format", "dup": "dup. of train measures",
                                               "gap": "2-means gap", "intra": "2-means intra"})
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 24
+# %% ../../nbs/07_drums/06_experiment.ipynb 25
 def fake_paper_data(root: str | Path) -> Path:
     "A tiny Groove MIDI Dataset in its real layout under `root` (10-measure grooves; 6 train, 2 validation, 2 test)."
     return fake_gmd(root, {"train": 6, "validation": 2, "test": 2}, n_measures=10, seed=0)

@@ -11,7 +11,7 @@ from ..core.claims import Claim, all_of, better
 # %% auto 0
 __all__ = ['PROFILES', 'CLAIMS', 'TITLE', 'PmtiqaProfile', 'decide_ms', 'decide_progressive', 'decide_order']
 
-# %% ../../nbs/06_pmtiqa/00_overview.ipynb 5
+# %% ../../nbs/06_pmtiqa/00_overview.ipynb 6
 @dataclass(frozen=True)
 class PmtiqaProfile(Profile):
     dataset: str = "bench"            # training data: the offline benchmark or a real dataset under data_root (one of: bench, live, csiq, koniq, livec, bid)
@@ -47,7 +47,7 @@ PROFILES = dict(
                         lr_step=6, score_scale=1.0, convergence=False, baseline=False, threads=0),
 )
 
-# %% ../../nbs/06_pmtiqa/00_overview.ipynb 8
+# %% ../../nbs/06_pmtiqa/00_overview.ipynb 9
 def decide_ms(m):
     "Holds if the multi-scale module beats last-stage features in test SRCC under the progressive schedule (one-sided Welch, 95%); does not hold if it is significantly worse."
     return all_of(better(m["srcc/ms-progressive"], m["srcc/ss-progressive"], name="MS vs last stage (progressive)"))

@@ -13,7 +13,7 @@ from ..core.series import Profile
 __all__ = ['PROFILES', 'MAIN_PAIR', 'REDUCTION', 'ACC_TOL', 'INHERIT', 'EO_TOL', 'JITTER', 'TITLE', 'CLAIMS', 'ReliantProfile',
            'decide_inherits', 'decide_reduces', 'decide_agnostic', 'decide_sp_not_eo', 'example_metrics']
 
-# %% ../../nbs/09_reliant/00_overview.ipynb 5
+# %% ../../nbs/09_reliant/00_overview.ipynb 6
 @dataclass(frozen=True)
 class ReliantProfile(Profile):
     dataset: str = "synthetic"   # graph: the generator or a real data set under data_root (one of: synthetic, bail, credit, pokec, dblp, dblp-l)
@@ -41,7 +41,7 @@ PROFILES = dict(
                          alpha_eo=10.0, lr_grid=(0.001, 0.01), alpha_grid=(0, 10, 100, 1000)),
 )
 
-# %% ../../nbs/09_reliant/00_overview.ipynb 8
+# %% ../../nbs/09_reliant/00_overview.ipynb 9
 MAIN_PAIR = "gcn>gcn"  # the headline teacher>student pair (GraphAKD's GCN student of a GCN teacher)
 REDUCTION = 0.3        # "substantially": the targeted gap falls by more than 30% of the vanilla student's
 ACC_TOL = 0.02         # "small accuracy loss": at most 2 points below the vanilla student
