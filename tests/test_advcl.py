@@ -1,9 +1,6 @@
 """Science tests of the AdvCL series (views, multi-view NT-Xent, pseudo heads, multi-BN, adversarial views, finetuning)."""
-import os
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch
 import torch.nn.functional as F
-torch.set_num_threads(1)
 from visionlab_nb.advcl.views import split_frequencies, high_frequency, freq_mask, four_views
 from visionlab_nb.advcl.losses import (positive_mask, multiview_ntxent, PseudoHeads, pseudo_ce, ToyEncoder,
                                       ContrastiveNet, bn_branch)

@@ -13,6 +13,16 @@ LEGACY: set = set()     # series still on the pre-kit pattern (none now); a new 
 def _kit_series():
     return [s for s in SERIES if s not in LEGACY]
 
+# Real bugs these tests found and that are not fixed yet: each names the failure; remove the entry with the fix.
+KNOWN_FAILURES = {
+    ("paper", "dat"): "dat's paper profile aborts (SIGABRT in torch's powerSGD_hook decompress, gloo) when it measures "
+                      "DDP PowerSGD wire bytes on PreActResNet-18's parameter shapes; reproduced twice, issue 8",
+}
+
+def _with_known(kind):
+    return [pytest.param(s, marks=pytest.mark.xfail(reason=KNOWN_FAILURES[(kind, s)], strict=False))
+            if (kind, s) in KNOWN_FAILURES else s for s in _kit_series()]
+
 def overview(name):
     return importlib.import_module(f"visionlab_nb.{name}.overview")
 
@@ -63,7 +73,7 @@ def test_smoke_run(name, tmp_path):
         assert isinstance(v, Verdict) and v.verdict in VERDICTS
         assert not v.ours.startswith("metric "), f"{c.id}: the smoke run does not measure what decide reads ({v.ours})"
 
-@pytest.mark.parametrize("name", _kit_series())
+@pytest.mark.parametrize("name", _with_known("paper"))
 def test_paper_profile_runs_on_real_format_files(name, tmp_path):
     exp = importlib.import_module(f"visionlab_nb.{name}.experiment")
     data = tmp_path / "data"; data.mkdir()

@@ -46,7 +46,7 @@ PROFILES = dict(
                          mae_epochs=1, distill_epochs=1, finetune_epochs=1, finetune_lrs=(1e-3,), batch=64),
     quick=TinymimProfile(),
     paper=TinymimProfile(data="cifar10", img_size=32, n_train=0, n_test=0, teacher_dim=384, teacher_depth=12,
-                         teacher_heads=6, student_dim=192, student_depth=6, student_heads=3, medium_dim=256, medium_depth=8,
+                         teacher_heads=6, student_dim=192, student_depth=6, student_heads=3, medium_dim=288, medium_depth=8,
                          mid_block=9, mae_epochs=400, distill_epochs=300, finetune_epochs=100, lr=1.5e-4 * 512 / 256,
                          finetune_lrs=(5e-4, 1e-3, 2e-3), batch=512))
 
