@@ -14,14 +14,6 @@ from visionlab_nb.core import docs
 # only warns (so that a fix elsewhere never breaks this test).
 KNOWN_BAD = {
     # the lead (core)
-    ('outputs', '00_core/01_train.ipynb'),             # committed without outputs
-    ('outputs', '00_core/02_claims.ipynb'),            # committed without outputs
-    ('outputs', '00_core/03_runner.ipynb'),            # committed without outputs
-    ('outputs', '00_core/04_cli.ipynb'),               # committed without outputs
-    ('outputs', '00_core/05_attacks.ipynb'),           # committed without outputs
-    ('outputs', '00_core/06_progress.ipynb'),          # committed without outputs
-    ('outputs', '00_core/10_fair.ipynb'),              # committed without outputs
-    ('truncated', '00_core/11_new_series.ipynb'),      # table cells cut by pandas' max_colwidth
     # found at the end of the session (owners: next session)
     ('truncated', '01_dat/99_reproduce.ipynb'),        # verdict table cut by pandas in the published quick run (republish)
     ('truncated', '10_emo/03_measure.ipynb'),          # latency table cell cut by pandas
