@@ -31,13 +31,10 @@ KNOWN_BAD = {
     ('outputs', '03_tinymim/99_reproduce.ipynb'),      # committed without outputs
     # doorping
     ('truncated', '05_doorping/99_reproduce.ipynb'),    # table cells cut by pandas' max_colwidth
-    ('truncated', '05_doorping/00_overview.ipynb'),    # table cells cut by pandas' max_colwidth
     # pmtiqa
     ('truncated', '06_pmtiqa/99_reproduce.ipynb'),     # table cells cut by pandas' max_colwidth
     # drums
     ('truncated', '07_drums/99_reproduce.ipynb'),       # table cells cut by pandas' max_colwidth
-    ('truncated', '07_drums/00_overview.ipynb'),       # table cells cut by pandas' max_colwidth
-    ('proc', '07_drums/06_experiment.ipynb'),          # imports + code in one cell: nbdev runs it for the docs (NameError P)
     # reliant
     ('truncated', '09_reliant/99_reproduce.ipynb'),    # table cells cut by pandas' max_colwidth
     # emo
