@@ -295,31 +295,48 @@ import json, sys
 from pathlib import Path
 from nbdev.config import get_config
 from nbdev.doclinks import nbglob
-from nbdev.quarto import refresh_quarto_yml
 from nbdev.serve import _proc_file
 import nbdev.serve_drv
-refresh_quarto_yml()
 cfg = get_config(); path, cache = cfg.nbs_path, cfg.config_path / "_proc"
+if sys.argv[1] == "prep":                        # once: the quarto settings, a fresh cache where nbdev or settings.ini changed
+    import shutil, nbdev.serve
+    from nbdev.quarto import refresh_quarto_yml
+    refresh_quarto_yml()
+    if cache.exists() and cache.stat().st_mtime < max(cfg.config_file.stat().st_mtime, Path(nbdev.serve.__file__).stat().st_mtime):
+        shutil.rmtree(cache)
+    cache.mkdir(parents=True, exist_ok=True); print(cache.stat().st_mtime); sys.exit()
+shard, n_shards, mtime = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 files = nbglob(path, func=Path, file_glob="", file_re="") + [p for p in [path / "_quarto.yml"] if p.exists()]
-import shutil, nbdev.serve
-if cache.exists() and cache.stat().st_mtime < max(cfg.config_file.stat().st_mtime, Path(nbdev.serve.__file__).stat().st_mtime):
-    shutil.rmtree(cache)
-cache.mkdir(parents=True, exist_ok=True); mtime = cache.stat().st_mtime; failed = {}
-for f in files:                                  # what proc_nbs does, one notebook at a time, so one failure does not hide the rest
+failed = {}
+for f in sorted(files)[shard::n_shards]:         # what proc_nbs does, one notebook at a time, so one failure does not hide the rest
     o = _proc_file(f, cache=cache, path=path, mtime=mtime)
     if o is None: continue
     try: nbdev.serve_drv.main(o)
     except Exception as e:
         c = e.__cause__ or e
         failed[o[0].relative_to(path).as_posix()] = f"{type(c).__name__}: {c} (running: {str(e).splitlines()[0]} {str(e).splitlines()[1:2]})"
-cache.touch(); Path("proc_failures.json").write_text(json.dumps(failed, indent=1))
+print(json.dumps(failed))
 """
 
-def proc_site(dest, timeout=900) -> Path:
-    """Run nbdev's notebook processing (`nbdev_proc_nbs`, one notebook at a time) in `dest`, a folder with settings.ini and nbs/;
-    return `dest/_proc`. Notebooks nbdev cannot process are listed in `dest/proc_failures.json`."""
-    r = subprocess.run([sys.executable, "-c", _PROC], cwd=dest, capture_output=True, text=True, timeout=timeout)
-    if r.returncode: raise RuntimeError(f"nbdev's notebook processing failed:\n{r.stderr[-3000:]}")
+def _cores() -> int: return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+def proc_site(dest, timeout=900, workers=None) -> Path:
+    """Run nbdev's notebook processing (`nbdev_proc_nbs`, one notebook at a time, in `workers` processes: default one per core)
+    in `dest`, a folder with settings.ini and nbs/; return `dest/_proc`. Notebooks nbdev cannot process are listed in
+    `dest/proc_failures.json`."""
+    def py(*args):
+        return subprocess.Popen([sys.executable, "-c", _PROC, *map(str, args)], cwd=dest, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    def wait(p):
+        out, err = p.communicate(timeout=timeout)
+        if p.returncode: raise RuntimeError(f"nbdev's notebook processing failed:\n{err[-3000:]}")
+        return out.strip().splitlines()[-1]
+    mtime = wait(py("prep"))
+    n = max(1, workers or _cores())
+    failed = {}
+    for p in [py(i, n, mtime) for i in range(n)]: failed.update(json.loads(wait(p)))
+    (Path(dest) / "_proc").touch()
+    (Path(dest) / "proc_failures.json").write_text(json.dumps(dict(sorted(failed.items())), indent=1))
     return Path(dest) / "_proc"
 
 def _fences(md: str) -> str:
