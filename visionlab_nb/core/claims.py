@@ -12,8 +12,9 @@ import numpy as np
 
 # %% auto 0
 __all__ = ['HOLDS', 'FAILS', 'INCONCLUSIVE', 'NOT_MEASURED', 'VERDICTS', 'RESULTS_SCHEMA', 'mean_std', 'fmt', 'diff_bounds',
-           'Comparison', 'better', 'parity', 'threshold', 'within', 'Verdict', 'all_of', 'any_of', 'per_rival', 'Claim',
-           'check_decide', 'validate_results', 'git_commit', 'env_info', 'to_jsonable', 'write_results', 'read_results']
+           'Comparison', 'better', 'parity', 'threshold', 'within', 'Verdict', 'all_of', 'any_of', 'per_rival', 'given',
+           'Claim', 'check_decide', 'validate_results', 'git_commit', 'env_info', 'to_jsonable', 'write_results',
+           'read_results']
 
 # %% ../../nbs/00_core/02_claims.ipynb 5
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
@@ -148,7 +149,15 @@ def per_rival(ours, rivals: dict, test: Callable = better, **kwargs) -> list[Com
     "`test(ours, rival)` against every rival of `rivals` (name -> per-seed values)."
     return [test(ours, r, name=f"vs {k}", **kwargs) for k, r in rivals.items()]
 
-# %% ../../nbs/00_core/02_claims.ipynb 16
+def given(premise, *parts) -> Verdict:
+    "`all_of(parts)` where the premise (a comparison or verdict the claim takes for granted) holds; else inconclusive."
+    pre = _parts([premise]); verdict = all_of(*parts)
+    pv = all_of(pre).verdict
+    if pv == HOLDS or verdict.verdict == NOT_MEASURED: return Verdict(verdict.verdict, _ours(pre + [verdict]), _details(pre + [verdict]))
+    v = NOT_MEASURED if pv == NOT_MEASURED else INCONCLUSIVE
+    return Verdict(v, "premise not met: " + _ours(pre + [verdict]), _details(pre + [verdict]))
+
+# %% ../../nbs/00_core/02_claims.ipynb 18
 @dataclass(frozen=True)
 class Claim:
     "One claim of a paper and the code that decides it."
@@ -193,7 +202,7 @@ def check_decide(claim: Claim, **cases) -> dict:
         if got[want] != want: raise AssertionError(f"claim {claim.id}: decide gave {got[want]!r} on the {want!r} example")
     return got
 
-# %% ../../nbs/00_core/02_claims.ipynb 19
+# %% ../../nbs/00_core/02_claims.ipynb 21
 RESULTS_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "visionlab_nb results.json", "type": "object",
     "required": ["series", "profile", "parameters", "env", "duration_s", "metrics", "claims"],
@@ -220,7 +229,7 @@ def validate_results(res: dict, where: str = "results.json") -> dict:
         raise ValueError(f"{where}: {path}: {e.message}") from None
     return res
 
-# %% ../../nbs/00_core/02_claims.ipynb 20
+# %% ../../nbs/00_core/02_claims.ipynb 22
 def git_commit(path=None) -> str:
     "Short git commit of the repository holding `path` (the current folder by default), or 'unknown'."
     path = Path(path or os.getcwd()).resolve()

@@ -5,7 +5,7 @@
 # %% ../../nbs/05_doorping/00_overview.ipynb 1
 from __future__ import annotations
 from dataclasses import dataclass
-from ..core.claims import Claim, all_of, any_of, better, parity, threshold
+from ..core.claims import Claim, all_of, any_of, better, given, parity, threshold
 from ..core.series import Profile
 
 # %% auto 0
@@ -114,10 +114,11 @@ def decide_ablation(m):
     return all_of(any_of(_ablation(m, "ratio")), any_of(_ablation(m, "size")))
 
 def decide_defenses(m):
-    "Holds if every defense leaves DOORPING's ASR significantly above 0.5 or costs significantly more than 10 points of CTA; does not hold if some defense brings ASR significantly below 0.5 while costing significantly less than 10 points of CTA."
+    "Inconclusive unless DOORPING's ASR without defense is significantly above 0.5 (a backdoor to remove); then holds if every defense leaves DOORPING's ASR significantly above 0.5 or costs significantly more than 10 points of CTA; does not hold if some defense brings ASR significantly below 0.5 while costing significantly less than 10 points of CTA."
     names = sorted({k.split("/")[1] for k in m if k.startswith("def/") and k.split("/")[1] != "none"})
     if not names: raise KeyError("def/<defense>/asr")
-    return all_of([any_of(threshold(m[f"def/{d}/asr"], REMOVED, name=f"{d}: ASR after > {REMOVED}"),
+    implanted = threshold(m["def/none/asr"], REMOVED, name=f"no defense: ASR > {REMOVED}")
+    return given(implanted, [any_of(threshold(m[f"def/{d}/asr"], REMOVED, name=f"{d}: ASR after > {REMOVED}"),
                           better(m["def/none/cta"], m[f"def/{d}/cta"], margin=CTA_LOSS, name=f"{d}: CTA loss > {CTA_LOSS}"))
                    for d in names])
 
