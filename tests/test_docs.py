@@ -30,7 +30,6 @@ KNOWN_BAD = {
     ('outputs', '03_tinymim/05_experiment.ipynb'),     # committed without outputs
     ('outputs', '03_tinymim/99_reproduce.ipynb'),      # committed without outputs
     # doorping
-    ('truncated', '05_doorping/99_reproduce.ipynb'),    # table cells cut by pandas' max_colwidth
     # pmtiqa
     ('truncated', '06_pmtiqa/99_reproduce.ipynb'),     # table cells cut by pandas' max_colwidth
     # drums
