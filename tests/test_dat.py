@@ -83,6 +83,18 @@ def test_wire_bytes_measured_on_the_sockets():
         assert w["allreduce"]["sent_bytes"] / w["qsgd"]["sent_bytes"] == pytest.approx(8 / m, rel=0.1)
 
 
+def test_powersgd_with_several_ddp_buckets():
+    """torch's PowerSGD hook over several DDP buckets on gloo (PreActResNet-18 has three): unordered, the workers start the P/Q
+    all-reduces of different buckets in different orders and abort (SIGABRT, size mismatch); in bucket order every step completes,
+    sends the P and Q factors plus the uncompressed biases, and the plain all-reduce hook over the same buckets is exact."""
+    shapes, r = [(256, 256)] * 4 + [(256,)] * 4, 2
+    w = measure_bytes_per_step(shapes, schemes=("ddp-allreduce", "ddp-powersgd"), world_size=2, bucket_cap_mb=0.3)
+    assert w["ddp-allreduce"]["rel_error"] < 1e-6 and w["ddp-allreduce"]["calls"] >= 2          # >= 2 buckets
+    assert w["ddp-powersgd"]["calls"] == 3 * w["ddp-allreduce"]["calls"]                        # uncompressed, P, Q per bucket
+    assert w["ddp-powersgd"]["payload_bytes"] == 4 * (4 * (256 + 256) * r + 4 * 256)
+    assert math.isfinite(w["ddp-powersgd"]["rel_error"])
+
+
 def test_lamb_matches_timm_below_clip_and_schedule():
     from timm.optim import Lamb as TimmLamb
     torch.manual_seed(0)

@@ -13,12 +13,12 @@ import torch.multiprocessing as mp
 
 # %% auto 0
 __all__ = ['SCHEMES', 'QSGDQuantizer', 'ring_wire_bytes', 'sent_bytes', 'CollectiveByteCounter', 'AllReduceMean', 'FP16AllReduce',
-           'QSGDAllGather', 'qsgd_mean_error_bound', 'ddp_comm_hook', 'make_aggregator', 'free_port',
+           'QSGDAllGather', 'qsgd_mean_error_bound', 'in_bucket_order', 'ddp_comm_hook', 'make_aggregator', 'free_port',
            'measure_schemes_in_group', 'qsgd_statistics', 'run_in_group', 'measure_bytes_per_step']
 
 # %% ../../nbs/01_dat/02_compression.ipynb 6
 class QSGDQuantizer:
-    """QSGD stochastic quantizer with s = 2**bits - 1 levels: per-tensor L2 norm, (level, sign) packed in one integer code."""
+    """QSGD stochastic quantizer with s = `2**bits - 1` levels: per-tensor L2 norm, (level, sign) packed in one integer code."""
     def __init__(self, bits: int = 7):  # bits of the level; the DAT code uses 7 (s = 127, uint8 codes)
         if not 1 <= bits <= 14: raise ValueError("bits must be in [1, 14]")
         self.bits, self.levels = bits, 2 ** bits - 1
@@ -179,6 +179,17 @@ def _scatter_back(params, flat: torch.Tensor) -> None:
 # %% ../../nbs/01_dat/02_compression.ipynb 22
 SCHEMES = ("allreduce", "fp16", "qsgd", "ddp-allreduce", "ddp-fp16", "ddp-powersgd")
 
+def in_bucket_order(hook):
+    """`hook`, finishing each bucket's collectives before DDP hands it the next bucket, so every worker issues them in the same order.
+    torch's powerSGD_hook starts its P and Q all-reduces from future callbacks, which run on the process group's threads: with several
+    buckets two workers can start them in different orders, gloo pairs collectives by order, and the sizes no longer match (SIGABRT).
+    Waiting gives up overlapping one bucket's communication with the next bucket's backward, nothing else."""
+    def ordered(state, bucket):
+        done = torch.futures.Future()
+        done.set_result(hook(state, bucket).wait())
+        return done
+    return ordered
+
 def ddp_comm_hook(scheme: str, rank: int = 2, start_iter: int = 2):
     """(state, hook) of torch's DDP communication hook for `scheme` (ddp-allreduce | ddp-fp16 | ddp-powersgd)."""
     from torch.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook
@@ -187,7 +198,7 @@ def ddp_comm_hook(scheme: str, rank: int = 2, start_iter: int = 2):
     if scheme == "ddp-powersgd":
         state = powerSGD_hook.PowerSGDState(process_group=None, matrix_approximation_rank=rank,
                                             start_powerSGD_iter=start_iter, use_error_feedback=True, warm_start=True)
-        return state, powerSGD_hook.powerSGD_hook
+        return state, in_bucket_order(powerSGD_hook.powerSGD_hook)
     raise ValueError(f"not a DDP hook scheme: {scheme!r}")
 
 def make_aggregator(scheme: str, bits: int = 7, seed: int = 0):
@@ -215,8 +226,9 @@ class _ParamBag(nn.Module):
     def forward(self, x):
         return sum((p * c).sum() for p, c in zip(self.params, self.coefs)) * x.mean()
 
-def measure_schemes_in_group(shapes, schemes=SCHEMES, steps: int = 3, bits: int = 7) -> dict[str, dict]:
-    """Inside an initialised process group: run every scheme on random per-worker gradients of `shapes`; the counted bytes."""
+def measure_schemes_in_group(shapes, schemes=SCHEMES, steps: int = 3, bits: int = 7, bucket_cap_mb: float | None = None) -> dict[str, dict]:
+    """Inside an initialised process group: run every scheme on random per-worker gradients of `shapes`; the counted bytes.
+    `bucket_cap_mb` sets DDP's bucket size (default: DDP's own, 25 MB after a 1 MB first bucket)."""
     world_size, rank = dist.get_world_size(), dist.get_rank()
     shapes = [tuple(s) for s in shapes]
     results = {}
@@ -226,7 +238,7 @@ def measure_schemes_in_group(shapes, schemes=SCHEMES, steps: int = 3, bits: int 
         counter = CollectiveByteCounter()
         if scheme.startswith("ddp-"):
             from torch.nn.parallel import DistributedDataParallel as DDP
-            ddp = DDP(model)
+            ddp = DDP(model, **({} if bucket_cap_mb is None else dict(bucket_cap_mb=bucket_cap_mb)))
             state, hook = ddp_comm_hook(scheme, start_iter=2)
             ddp.register_comm_hook(state, hook)
             for step in range(steps):
@@ -285,7 +297,8 @@ def measure_bytes_per_step(shapes: list[tuple[int, ...]],  # parameter shapes of
                            world_size: int = 2,             # number of gloo workers
                            steps: int = 3,                  # steps per scheme (PowerSGD compresses from step 3 on)
                            bits: int = 7,                   # QSGD bits
+                           bucket_cap_mb: float | None = None,  # DDP bucket size of the ddp-* schemes (None: DDP's default)
                           ) -> dict[str, dict]:
     """{scheme: {payload_bytes, wire_bytes, sent_bytes, calls, rel_error}} of the last step on `world_size` local gloo workers."""
     return run_in_group("measure_schemes_in_group", world_size, shapes=[list(s) for s in shapes], schemes=list(schemes),
-                        steps=steps, bits=bits)
+                        steps=steps, bits=bits, bucket_cap_mb=bucket_cap_mb)

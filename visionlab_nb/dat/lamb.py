@@ -61,7 +61,7 @@ def warmup_step_factor(step: int,                  # optimizer steps done so far
                        milestones: list[int] = (), # steps after the warm-up at which the lr is multiplied by gamma
                        gamma: float = 0.1,         # decay factor
                       ) -> float:
-    """Learning-rate multiplier at `step`: (step+1)/warmup_steps during the warm-up, then gamma**(milestones passed)."""
+    """Learning-rate multiplier at `step`: (step+1)/warmup_steps during the warm-up, then `gamma**(milestones passed)`."""
     if step < warmup_steps: return (step + 1) / warmup_steps
     after = step - warmup_steps
     return gamma ** sum(after >= m for m in milestones)
