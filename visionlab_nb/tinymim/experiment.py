@@ -16,8 +16,8 @@ from .train import pretrain_mae, distill, finetune
 from .vit import plain_vit
 
 # %% auto 0
-__all__ = ['CIFAR_LAYOUT', 'ARMS', 'load_data', 'fake_paper_data', 'teacher_cfg', 'student', 'medium', 'pretrained_student',
-           'finetune_tuned', 'run_arm', 'ablation_table']
+__all__ = ['CIFAR_LAYOUT', 'ARMS', 'load_data', 'fake_paper_data', 'teacher_cfg', 'student', 'medium', 'distilled_medium', 'arms',
+           'pretrained_student', 'finetune_tuned', 'run_arm', 'ablation_table']
 
 # %% ../../nbs/03_tinymim/05_experiment.ipynb 5
 CIFAR_LAYOUT = ("expected DATA_ROOT/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} (the python version of "
@@ -33,7 +33,8 @@ def load_data(P, data_root: str = "") -> dict:
     if P.n_train: x, y = subset(x, y, min(P.n_train, len(x)), seed=0)
     if P.n_test: xt, yt = subset(xt, yt, min(P.n_test, len(xt)), seed=0)
     size = lambda t: t if t.shape[-1] == P.img_size else F.interpolate(t, size=P.img_size, mode="bilinear", antialias=True)
-    return {"x": size(x), "y": y, "xt": size(xt), "yt": yt}
+    rgb = lambda t: t.expand(-1, 3, -1, -1).contiguous() if t.shape[1] == 1 else t   # digits are grey: one channel thrice
+    return {"x": rgb(size(x)), "y": y, "xt": rgb(size(xt)), "yt": yt}
 
 def fake_paper_data(root) -> None:
     "A tiny CIFAR-10 in its real on-disk format under `root`."
@@ -56,6 +57,7 @@ def medium(P):
 # %% ../../nbs/03_tinymim/05_experiment.ipynb 9
 ARMS = {"scratch": "random init, no pretraining",
         "mae": "MAE-pretrained directly (same epochs as distillation)",
+        "mae_2x": "MAE-pretrained directly for twice the epochs (the baseline's convergence check; if P.convergence)",
         "relation": "TinyMIM: relations of the intermediate teacher block, unmasked, weak drop-path",
         "relation_last": "relations of the teacher's last block",
         "feature": "features of the teacher's last block (whitened, projector, smooth-L1)",
@@ -64,16 +66,28 @@ ARMS = {"scratch": "random init, no pretraining",
         "strong_reg": "as relation, with strong_drop_path",
         "sequential": "relations from a medium model that was itself distilled from the teacher"}
 
-def pretrained_student(arm: str, P, teacher, x: torch.Tensor, seed: int, device="cpu"):
-    "The student of `arm` after its pretraining stage (before fine-tuning)."
+def distilled_medium(P, teacher, x: torch.Tensor, seed: int = 0, device="cpu"):
+    "The medium model of sequential distillation: relations of the teacher's intermediate block, distilled once."
+    torch.manual_seed(seed)
+    return distill(medium(P), teacher, x, "relation", P.mid_block, epochs=P.distill_epochs, lr=P.lr, batch=P.batch, seed=seed,
+                   max_steps=P.max_steps, device=device)[0].eval()
+
+def arms(P) -> list[str]:
+    "The arms profile `P` runs: all of them, less `mae_2x` when P.convergence is off."
+    return [a for a in ARMS if a != "mae_2x" or P.convergence]
+
+def pretrained_student(arm: str, P, teacher, x: torch.Tensor, seed: int, device="cpu", mid=None):
+    "The student of `arm` after its pretraining stage (before fine-tuning); `mid` is the medium model (made now if None)."
     if arm not in ARMS: raise ValueError(f"unknown arm {arm!r}; valid: {', '.join(ARMS)}")
     torch.manual_seed(seed)
     kw = dict(epochs=P.distill_epochs, lr=P.lr, batch=P.batch, seed=seed, max_steps=P.max_steps, device=device)
     if arm == "scratch": return student(P)
-    if arm == "mae": return pretrain_mae(student(P), x, P.distill_epochs, P.lr, P.batch, seed, P.max_steps, device=device)[0]
+    if arm in ("mae", "mae_2x"):
+        epochs = P.distill_epochs * (2 if arm == "mae_2x" else 1)
+        return pretrain_mae(student(P), x, epochs, P.lr, P.batch, seed, P.max_steps, device=device)[0]
     last = P.teacher_depth
     if arm == "sequential":
-        mid = distill(medium(P), teacher, x, "relation", P.mid_block, **kw)[0].eval()
+        if mid is None: mid = distilled_medium(P, teacher, x, seed, device)
         return distill(student(P, last_heads=P.teacher_heads), mid, x, "relation", None, **kw)[0]
     target, block, mask, dp = {"relation": ("relation", P.mid_block, 0.0, None), "relation_last": ("relation", last, 0.0, None),
                                "feature": ("feature", last, 0.0, None), "cls": ("cls", last, 0.0, None),
@@ -93,9 +107,10 @@ def finetune_tuned(model, data: dict, P, seed: int, device="cpu") -> dict:
         if best is None or grid[lr] > best[0]: best = (grid[lr], lr, m)
     return {"test": evaluate(best[2], (data["xt"], data["yt"]), device), "val": best[0], "lr": best[1], "grid": grid}
 
-def run_arm(arm: str, P, teacher, data: dict, seed: int, device="cpu") -> dict:
+def run_arm(arm: str, P, teacher, data: dict, seed: int, device="cpu", mid=None) -> dict:
     "Pretrain `arm`'s student, fine-tune it tuned on validation; return its accuracies."
-    return {"arm": arm, "seed": seed, **finetune_tuned(pretrained_student(arm, P, teacher, data["x"], seed, device), data, P, seed, device)}
+    model = pretrained_student(arm, P, teacher, data["x"], seed, device, mid)
+    return {"arm": arm, "seed": seed, **finetune_tuned(model, data, P, seed, device)}
 
 # %% ../../nbs/03_tinymim/05_experiment.ipynb 14
 def ablation_table(rows: list[dict]):

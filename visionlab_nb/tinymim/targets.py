@@ -73,14 +73,18 @@ class DistillLoss(nn.Module):
         keep = (torch.rand(B, 1, H // p, W // p, generator=generator) >= self.mask_ratio).to(x)
         return x * keep.repeat_interleave(p, 2).repeat_interleave(p, 3)
 
-    def forward(self, x: torch.Tensor, generator=None) -> torch.Tensor:
-        x = self._mask(x, generator)
+    @torch.no_grad()
+    def teacher_targets(self, x: torch.Tensor):
+        "The teacher's target on (already masked) images `x`: (R_QK, R_VV) for relations, block-output tokens otherwise."
         self.teacher.eval()
-        with torch.no_grad():
-            if self.target == "relation": t = block_relations(self.teacher, x, self.teacher_block)
-            else:
-                tt = self.teacher.blocks[self.teacher_block - 1](tokens_before(self.teacher, x, self.teacher_block))
+        if self.target == "relation": return block_relations(self.teacher, x, self.teacher_block)
+        return self.teacher.blocks[self.teacher_block - 1](tokens_before(self.teacher, x, self.teacher_block))
+
+    def forward(self, x: torch.Tensor, generator=None, targets=None) -> torch.Tensor:
+        "The loss on images `x`; `targets` are the teacher's (precomputed, unmasked only) or computed now."
+        if targets is not None and self.mask_ratio > 0: raise ValueError("precomputed targets need unmasked inputs")
+        x = self._mask(x, generator)
+        t = self.teacher_targets(x) if targets is None else targets
         if self.target == "relation":
             return relation_loss(t, block_relations(self.student, x, len(self.student.blocks)))
-        s = self.student.forward_features(x)                                            # [B, N, dim]
-        return self.feature(s, tt)
+        return self.feature(self.student.forward_features(x), t)                        # student tokens [B, N, dim]

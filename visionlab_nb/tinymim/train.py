@@ -17,7 +17,8 @@ from .targets import DistillLoss
 from .vit import plain_vit
 
 # %% auto 0
-__all__ = ['adamw', 'warmup_cosine', 'flip', 'train_loop', 'pretrain_mae', 'cached_teacher', 'distill', 'finetune']
+__all__ = ['adamw', 'warmup_cosine', 'flip', 'train_loop', 'pretrain_mae', 'cached_teacher', 'teacher_targets', 'distill',
+           'finetune']
 
 # %% ../../nbs/03_tinymim/04_train.ipynb 5
 def adamw(model: nn.Module, lr: float, weight_decay: float = 0.05) -> torch.optim.AdamW:
@@ -96,14 +97,38 @@ def cached_teacher(cfg: dict, x: torch.Tensor, epochs: int, lr: float, seed: int
     return model, losses
 
 # %% ../../nbs/03_tinymim/04_train.ipynb 11
+def _map(f, t):
+    "Apply `f` to a tensor or to each tensor of a tuple."
+    return tuple(f(u) for u in t) if isinstance(t, tuple) else f(t)
+
+@torch.no_grad()
+def teacher_targets(crit: DistillLoss, x: torch.Tensor, device="cpu", chunk: int = 256):
+    "The teacher's targets for every image of `x` (unmasked), computed once in chunks: a tensor or a tuple, batch first."
+    outs = [crit.teacher_targets(x[i:i + chunk].to(device)) for i in range(0, len(x), chunk)]
+    return tuple(torch.cat(t) for t in zip(*outs)) if isinstance(outs[0], tuple) else torch.cat(outs)
+
 def distill(student: nn.Module, teacher: nn.Module, x: torch.Tensor, target: str = "relation", teacher_block: int | None = None,
             mask_ratio: float = 0.0, epochs: int = 10, lr: float = 1.5e-3, batch: int = 128, seed: int = 0, max_steps: int = 0,
+            cache_limit_gb: float = 1.0,  # precompute the teacher's targets (per image and flip) when they fit in this
             device="cpu") -> tuple[nn.Module, list[float]]:
     "Distil `teacher` into `student` on images `x` with one target; return the student and the losses."
+    seed_everything(seed)                                               # the projector's init depends on the seed only
     crit = DistillLoss(student, teacher, target, teacher_block, mask_ratio)
-    crit.teacher.to(get_device(device))
-    losses = train_loop(crit, lambda xb, yb, g: crit(flip(xb, g), g), x, None, epochs, batch, lr, seed, max_steps,
-                        desc=f"distil ({target})", device=device)
+    dev = get_device(device); crit.teacher.to(dev)
+    one = crit.teacher_targets(x[:1].to(dev))
+    size_gb = 2 * len(x) * sum(t.numel() for t in (one if isinstance(one, tuple) else (one,))) * 4 / 1e9
+    if mask_ratio > 0 or size_gb > cache_limit_gb:                      # masks are random: the teacher runs at every step
+        loss_fn, y = (lambda xb, yb, g: crit(flip(xb, g), g)), None
+    else:                                                               # the same flips as `flip`, targets looked up
+        plain, flipped = teacher_targets(crit, x, dev), teacher_targets(crit, x.flip(-1), dev)
+        def loss_fn(xb, ib, g):
+            m = (torch.rand(len(xb), generator=g) < 0.5).to(xb.device)
+            pick = lambda a, b: torch.where(m.view(-1, *[1] * (a.ndim - 1)), a, b)
+            t = _map(lambda u: u[ib], flipped), _map(lambda u: u[ib], plain)
+            t = tuple(map(pick, *t)) if isinstance(t[0], tuple) else pick(*t)
+            return crit(torch.where(m[:, None, None, None], xb.flip(-1), xb), targets=t)
+        y = torch.arange(len(x))                                        # the loop hands each batch its image indices
+    losses = train_loop(crit, loss_fn, x, y, epochs, batch, lr, seed, max_steps, desc=f"distil ({target})", device=device)
     return student.cpu(), losses
 
 def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 10, lr: float = 1e-3, batch: int = 128,
