@@ -116,6 +116,7 @@ def run_arm(arm: str, P, teacher, data: dict, seed: int, device="cpu", mid=None)
 def ablation_table(rows: list[dict]):
     "Mean ± std test accuracy of each arm (a DataFrame), with the chosen fine-tuning lrs."
     import pandas as pd
+    pd.set_option("display.max_colwidth", None)                 # show every description in full
     df = pd.DataFrame(rows)
     g = df.groupby("arm", sort=False)
     return pd.DataFrame({"test acc": g["test"].mean().round(3), "± std": g["test"].std().round(3),
