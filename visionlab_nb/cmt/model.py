@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 # %% auto 0
 __all__ = ['HEAD_DIMS', 'CMTConfig', 'pillarize', 'ImageBackbone', 'BEVBackbone', 'depth_bins', 'ray_points', 'normalize_points',
-           'pos2embed', 'mlp', 'DecoderLayer', 'Heads', 'inverse_sigmoid', 'CMT', 'decode', 'modal_mask', 'apply_mask']
+           'pos2embed', 'mlp', 'Attention', 'DecoderLayer', 'Heads', 'inverse_sigmoid', 'CMT', 'decode', 'modal_mask',
+           'apply_mask']
 
 # %% ../../nbs/04_cmt/02_model.ipynb 6
 @dataclass
@@ -105,18 +106,33 @@ def pos2embed(pos: torch.Tensor, C: int) -> torch.Tensor:
 def mlp(i, h, o): return nn.Sequential(nn.Linear(i, h), nn.ReLU(inplace=True), nn.Linear(h, o))
 
 # %% ../../nbs/04_cmt/02_model.ipynb 18
+class Attention(nn.Module):
+    "Standard multi-head attention (batch first) written out: on a CPU at these sizes it is several times faster than SDPA's flash kernel."
+    def __init__(self, d: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.h, self.q, self.k, self.v, self.o = n_heads, nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.drop = nn.Dropout(dropout)
+    def forward(self, q, k, v, attn_mask=None):
+        B, Lq, d = q.shape; Lk, h = k.shape[1], self.h
+        q = self.q(q).view(B, Lq, h, d // h).transpose(1, 2)             # [B, h, Lq, d/h]
+        k = self.k(k).view(B, Lk, h, d // h).transpose(1, 2)
+        v = self.v(v).view(B, Lk, h, d // h).transpose(1, 2)
+        a = q @ k.transpose(-1, -2) / math.sqrt(d // h)                  # [B, h, Lq, Lk]
+        if attn_mask is not None: a = a.masked_fill(attn_mask, float("-inf"))   # True = not allowed
+        a = self.drop(a.softmax(-1))
+        return self.o((a @ v).transpose(1, 2).reshape(B, Lq, d))
+
 class DecoderLayer(nn.Module):
     "self-attn -> LN -> cross-attn -> LN -> FFN -> LN."
     def __init__(self, cfg: CMTConfig):
         super().__init__(); d = cfg.d
-        self.sa = nn.MultiheadAttention(d, cfg.n_heads, dropout=cfg.dropout, batch_first=True)
-        self.ca = nn.MultiheadAttention(d, cfg.n_heads, dropout=cfg.dropout, batch_first=True)
+        self.sa, self.ca = Attention(d, cfg.n_heads, cfg.dropout), Attention(d, cfg.n_heads, cfg.dropout)
         self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout), nn.Linear(cfg.ffn, d))
         self.n1, self.n2, self.n3, self.drop = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d), nn.Dropout(cfg.dropout)
     def forward(self, q, qpos, mem, mpos, attn_mask=None):
         x = q + qpos
-        q = self.n1(q + self.drop(self.sa(x, x, q, attn_mask=attn_mask, need_weights=False)[0]))
-        q = self.n2(q + self.drop(self.ca(q + qpos, mem + mpos, mem, need_weights=False)[0]))
+        q = self.n1(q + self.drop(self.sa(x, x, q, attn_mask)))
+        q = self.n2(q + self.drop(self.ca(q + qpos, mem + mpos, mem)))
         return self.n3(q + self.drop(self.ffn(q)))
 
 HEAD_DIMS = dict(center=2, height=1, dim=3, rot=2, vel=2)
@@ -167,9 +183,10 @@ class CMT(nn.Module):
         tok = f.view(B, N, self.cfg.d, h * w).permute(0, 1, 3, 2).reshape(B, N * h * w, self.cfg.d)
         uv = self._feat_uv(h, w, images.device)                      # [h, w, 2]
         if self.cfg.img_pe == "3d":
-            inv = torch.linalg.inv(lidar2img)                        # [B, N, 4, 4]
+            same = bool((lidar2img == lidar2img[:1]).all())          # one camera rig for the whole batch: encode once
+            inv = torch.linalg.inv(lidar2img[:1] if same else lidar2img)   # [B or 1, N, 4, 4]
             p = ray_points(uv[None, None], inv[:, :, None, None], self.bins)   # [B, N, h, w, D, 3]
-            pe = self.psi_im(normalize_points(p, self.cfg).flatten(-2))        # [B, N, h, w, d]
+            pe = self.psi_im(normalize_points(p, self.cfg).flatten(-2)).expand(B, -1, -1, -1, -1)   # [B, N, h, w, d]
         else:
             H, W = self.cfg.img_hw
             code = pos2embed(uv / torch.tensor([W, H], device=uv.device), self.cfg.d)   # [h, w, 2d]
@@ -189,18 +206,25 @@ class CMT(nn.Module):
         "Position encodings [B, Q, d] of reference points ref [B, Q, 3] (0..1) from the BEV and (3D-encoded) image encoders."
         pe = self.psi_pc(pos2embed(ref[..., :2], self.cfg.d))
         if self.use_cam and self.cfg.img_pe == "3d":
-            lo, hi = torch.tensor(self.cfg.pc_range[:3], device=ref.device), torch.tensor(self.cfg.pc_range[3:], device=ref.device)
-            xyz = ref * (hi - lo) + lo                               # metres
-            hom = torch.cat([xyz, torch.ones_like(xyz[..., :1])], -1)   # [B, Q, 4]
-            p = torch.einsum("bnij,bqj->bnqi", lidar2img, hom)       # [B, N, Q, 4]
-            dep = p[..., 2]
-            uv = p[..., :2] / dep.clamp(min=1e-5)[..., None]
-            H, W = self.cfg.img_hw
-            vis = (dep > 0) & (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)   # [B, N, Q]
-            rp = ray_points(uv, torch.linalg.inv(lidar2img)[:, :, None], self.bins)   # [B, N, Q, D, 3]
-            im = self.psi_im(normalize_points(rp, self.cfg).flatten(-2))              # [B, N, Q, d]
-            pe = pe + (im * vis[..., None]).sum(1)
+            if bool((lidar2img == lidar2img[:1]).all()) and (ref.shape[0] == 1 or bool((ref == ref[:1]).all())):
+                return (pe[:1] + self._query_im_pe(ref[:1], lidar2img[:1])).expand(ref.shape[0], -1, -1)   # same anchors and rig for all
+            pe = pe + self._query_im_pe(ref, lidar2img)
         return pe
+
+    def _query_im_pe(self, ref, lidar2img):
+        "Image half of the query encoding: psi_im of the ray points at the reference points' pixels, summed over the cameras that see them."
+        lo, hi = torch.tensor(self.cfg.pc_range[:3], device=ref.device), torch.tensor(self.cfg.pc_range[3:], device=ref.device)
+        xyz = ref * (hi - lo) + lo                               # metres
+        hom = torch.cat([xyz, torch.ones_like(xyz[..., :1])], -1)   # [B, Q, 4]
+        p = torch.einsum("bnij,bqj->bnqi", lidar2img, hom)       # [B, N, Q, 4]
+        dep = p[..., 2]
+        uv = p[..., :2] / dep.clamp(min=1e-5)[..., None]
+        H, W = self.cfg.img_hw
+        vis = (dep > 0) & (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)   # [B, N, Q]
+        rp = ray_points(uv, torch.linalg.inv(lidar2img)[:, :, None], self.bins)   # [B, N, Q, D, 3]
+        im = self.psi_im(normalize_points(rp, self.cfg).flatten(-2))              # [B, N, Q, d]
+        return (im * vis[..., None]).sum(1)
+
 
     def forward(self, images, points, point_mask, lidar2img, dn_ref=None, attn_mask=None):
         "Per-layer outputs; `dn_ref` [B, Qd, 3] are extra (denoising) reference points placed before the anchors, `attn_mask` [Qd+Q, Qd+Q] keeps them apart."
@@ -224,7 +248,7 @@ class CMT(nn.Module):
             outs.append(dict(cls=o["cls"], boxes=torch.cat([ctr, o["dim"], o["rot"], o["vel"]], -1)))
         return outs
 
-# %% ../../nbs/04_cmt/02_model.ipynb 25
+# %% ../../nbs/04_cmt/02_model.ipynb 27
 def decode(out: dict, topk: int = 100, moving_speed: float = 1.0) -> list[dict]:
     "Per sample: boxes [k, 9], labels [k], scores [k], attrs [k] (0 moving, 1 stopped) from one layer's output."
     B, Q, K = out["cls"].shape
@@ -237,7 +261,7 @@ def decode(out: dict, topk: int = 100, moving_speed: float = 1.0) -> list[dict]:
     return [dict(boxes=boxes[i].detach().cpu().numpy(), labels=c[i].cpu().numpy(), scores=s[i].detach().cpu().numpy(),
                  attrs=attrs[i].cpu().numpy()) for i in range(B)]
 
-# %% ../../nbs/04_cmt/02_model.ipynb 28
+# %% ../../nbs/04_cmt/02_model.ipynb 30
 def modal_mask(B: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "Per-sample keep flags (images, points) [B] with P(no images) = P(no points) = 0.25."
     s = torch.rand(B, generator=generator)

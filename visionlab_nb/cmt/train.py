@@ -13,7 +13,7 @@ from ..core.progress import log_line
 from .model import CMT, CMTConfig, modal_mask, apply_mask, decode
 
 # %% auto 0
-__all__ = ['CODE_WEIGHTS', 'encode_boxes', 'focal_cost', 'hungarian', 'set_loss', 'torchvision_focal', 'dn_queries', 'dn_loss',
+__all__ = ['CODE_WEIGHTS', 'encode_boxes', 'focal_cost', 'hungarian', 'torchvision_focal', 'set_loss', 'dn_queries', 'dn_loss',
            'batch_tensors', 'train_cmt', 'predict', 'ground_truth']
 
 # %% ../../nbs/04_cmt/04_train.ipynb 6
@@ -40,27 +40,6 @@ def hungarian(logits: torch.Tensor, boxes: torch.Tensor, gt_labels: torch.Tensor
     return linear_sum_assignment(cost.detach().cpu().numpy())
 
 # %% ../../nbs/04_cmt/04_train.ipynb 11
-def set_loss(outs: list, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, gt_mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    "Sum over layers of the matched focal + L1 losses; outs from CMT.forward, ground truth padded [B, M, 9] / [B, M] with mask."
-    codes = encode_boxes(gt_boxes)
-    total, parts = 0.0, {}
-    for li, o in enumerate(outs):
-        B, Q, K = o["cls"].shape
-        target = torch.zeros_like(o["cls"])
-        pred_m, tgt_m = [], []
-        for b in range(B):
-            m = gt_mask[b]
-            qi, gi = hungarian(o["cls"][b], o["boxes"][b], gt_labels[b][m], codes[b][m])
-            target[b, qi, gt_labels[b][m][gi]] = 1
-            pred_m.append(o["boxes"][b, qi]); tgt_m.append(codes[b][m][gi])
-        n_pos = max(1, sum(len(p) for p in pred_m)); n_neg = B * Q - n_pos
-        cls = torchvision_focal(o["cls"], target).sum() / (n_pos + 0.1 * n_neg) * 2.0
-        pm, tm = torch.cat(pred_m), torch.cat(tgt_m)
-        l1 = ((pm - tm).abs() * CODE_WEIGHTS.to(pm)).sum() / n_pos * 0.25
-        total = total + cls + l1
-        parts[f"cls{li}"], parts[f"l1{li}"] = float(cls.detach()), float(l1.detach())
-    return total, parts
-
 def torchvision_focal(logits, target, alpha: float = 0.25, gamma: float = 2.0):
     "Elementwise sigmoid focal loss (RetinaNet)."
     p = logits.sigmoid()
@@ -68,7 +47,36 @@ def torchvision_focal(logits, target, alpha: float = 0.25, gamma: float = 2.0):
     pt = p * target + (1 - p) * (1 - target)
     return ce * (1 - pt) ** gamma * (alpha * target + (1 - alpha) * (1 - target))
 
-# %% ../../nbs/04_cmt/04_train.ipynb 14
+# %% ../../nbs/04_cmt/04_train.ipynb 13
+def set_loss(outs: list, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, gt_mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    "Sum over layers of the matched focal + L1 losses; outs from CMT.forward, ground truth padded [B, M, 9] / [B, M] with mask."
+    codes = encode_boxes(gt_boxes)                                   # [B, M, 10]
+    w = CODE_WEIGHTS.to(codes)
+    total, parts = 0.0, {}
+    for li, o in enumerate(outs):
+        B, Q, K = o["cls"].shape
+        with torch.no_grad():                                        # the matching costs of the whole batch at once
+            fc = focal_cost(o["cls"].flatten(0, 1), torch.arange(K, device=codes.device)).view(B, Q, K)
+            cost = 2.0 * torch.gather(fc, 2, gt_labels[:, None, :].expand(B, Q, -1)) \
+                   + 0.25 * torch.cdist(o["boxes"][..., :8] * w[:8], codes[..., :8] * w[:8], p=1)   # [B, Q, M]
+            cost = cost.cpu().numpy(); mask = gt_mask.cpu().numpy()
+        bi, qi, gi = [], [], []
+        for b in range(B):
+            cols = np.nonzero(mask[b])[0]
+            if len(cols) == 0: continue
+            r, c = linear_sum_assignment(cost[b][:, cols])
+            bi.append(np.full(len(r), b)); qi.append(r); gi.append(cols[c])
+        bi, qi, gi = (torch.as_tensor(np.concatenate(x) if x else np.zeros(0, int), device=codes.device) for x in (bi, qi, gi))
+        target = torch.zeros_like(o["cls"])
+        target[bi, qi, gt_labels[bi, gi]] = 1
+        n_pos = max(1, len(bi)); n_neg = B * Q - n_pos
+        cls = torchvision_focal(o["cls"], target).sum() / (n_pos + 0.1 * n_neg) * 2.0
+        l1 = ((o["boxes"][bi, qi] - codes[bi, gi]).abs() * w).sum() / n_pos * 0.25
+        total = total + cls + l1
+        parts[f"cls{li}"], parts[f"l1{li}"] = float(cls.detach()), float(l1.detach())
+    return total, parts
+
+# %% ../../nbs/04_cmt/04_train.ipynb 17
 def dn_queries(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, gt_mask: torch.Tensor, n_queries: int, pc_range, groups: int = 10,
                split: float = 0.75, generator: torch.Generator | None = None):
     "Denoising reference points [B, G*M, 3], their targets (labels with -1 = background, boxes [B, G*M, 9], mask of real slots) and the attention mask."
@@ -99,7 +107,7 @@ def dn_loss(outs: list, labels: torch.Tensor, boxes: torch.Tensor, real: torch.T
         total = total + ((o["boxes"][pos] - codes[pos]).abs() * CODE_WEIGHTS.to(codes)).sum() / n_pos * 0.25
     return total
 
-# %% ../../nbs/04_cmt/04_train.ipynb 17
+# %% ../../nbs/04_cmt/04_train.ipynb 20
 def batch_tensors(data: dict, idx, device="cpu") -> list:
     "The model inputs and targets of scenes idx as tensors."
     keys = ("images", "points", "point_mask", "lidar2img", "boxes", "labels", "box_mask")
@@ -138,7 +146,7 @@ def train_cmt(cfg: CMTConfig, data: dict, steps: int, lr: float, batch: int = 16
         if log_every and (step % log_every == 0 or step == steps - 1): log_line(f"step {step}: loss {float(loss):.3f}")
     return model.eval()
 
-# %% ../../nbs/04_cmt/04_train.ipynb 19
+# %% ../../nbs/04_cmt/04_train.ipynb 22
 @torch.no_grad()
 def predict(model: CMT, data: dict, drop: str | None = None, batch: int = 64, topk: int = 100, device="cpu") -> list[dict]:
     "Detections per scene, with `drop` in (None, 'lidar', 'camera') zeroed at test time."
