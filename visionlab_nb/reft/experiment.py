@@ -118,7 +118,7 @@ COCO_CATS = [(1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (5, "
     (80, "toaster"), (81, "sink"), (82, "refrigerator"), (84, "book"), (85, "clock"), (86, "vase"), (87, "scissors"), (88, "teddy bear"),
     (89, "hair drier"), (90, "toothbrush")]
 
-def fake_paper_data(root, n_train: int = 100, n_val: int = 6, side: int = 32, per_image: int = 8, seed: int = 0) -> Path:
+def fake_paper_data(root, n_train: int = 30, n_val: int = 4, side: int = 32, seed: int = 0) -> Path:
     "Write a fabricated mini COCO 2017 (annotations/instances_{train,val}2017.json, train2017/, val2017/) under `root`."
     rng = np.random.default_rng(seed); coco = Path(root) / "coco"
     used = [c for c, n in COCO_CATS if n in VOC_NAMES] + [8, 22, 47, 73]                 # the 20 novel + 4 base categories
@@ -126,8 +126,7 @@ def fake_paper_data(root, n_train: int = 100, n_val: int = 6, side: int = 32, pe
         (coco / split).mkdir(parents=True, exist_ok=True); images, anns = [], []
         for i in range(n):
             img = (rng.uniform(0.2, 0.6, (side, side, 3)) * 255).astype(np.uint8); iid = i + 1 + (0 if split == "train2017" else 100000)
-            for j in range(per_image):
-                cat = used[(i * per_image + j) % len(used)]
+            for cat in used:                                                                  # one instance of each used class
                 x0, y0 = rng.uniform(0, side - 10, 2); w, h = rng.uniform(6, 10, 2)
                 poly = [x0, y0, x0 + w, y0, x0 + w / 2, y0 + h]                               # a triangle
                 img[int(y0):int(y0 + h), int(x0):int(x0 + w)] = rng.integers(0, 255, 3)
@@ -142,6 +141,7 @@ def fake_paper_data(root, n_train: int = 100, n_val: int = 6, side: int = 32, pe
 
 # %% ../../nbs/08_reft/05_experiment.ipynb 12
 def _steps(P, n: int) -> int: return min(n, P.max_steps) if P.max_steps > 0 else n
+def _res(P, data) -> int: return min(P.loss_res, data.base.size)       # never more loss points than pixels
 
 def build_model(P, data: Data) -> RefT:
     return RefT(len(data.base_cls), d=P.d, n_queries=P.n_queries, n_layers=P.n_layers, heads=8 if P.d >= 128 else 4,
@@ -156,8 +156,8 @@ def train_base(P, data: Data, seed: int, device="cpu") -> tuple[RefT, list]:
     entries = all_entries(data.base); losses = []
     for t in progress(range(n), desc="base training"):
         model.use_ref1, model.use_ref2 = bool(rng.random() < P.p_ref), bool(rng.random() < P.p_ref)
-        x, tg = batch(data.base, [entries[i] for i in rng.choice(len(entries), P.batch, replace=False)], data.base_cls)
-        loss = total_loss(model(x.to(device), targets=tg), tg, P.loss_res, heads=("logits", "cos_logits"))
+        x, tg = batch(data.base, [entries[i] for i in rng.choice(len(entries), min(P.batch, len(entries)), replace=False)], data.base_cls)
+        loss = total_loss(model(x.to(device), targets=tg), tg, _res(P, data), heads=("logits", "cos_logits"))
         opt.zero_grad(); loss.backward(); opt.step(); sched.step(); losses.append(loss.item())
     model.use_ref1 = model.use_ref2 = False
     return model, losses
@@ -182,12 +182,13 @@ def finetune(P, data: Data, base_model: RefT, protocol: str, arm: str, k: int, s
     model = copy.deepcopy(base_model).to(device); model.use_ref1, model.use_ref2 = ARM_REFS[arm.replace("_lin", "")]
     nb, nn_ = len(data.base_cls), len(data.novel_cls)
     linear = protocol != "ifsis" or arm.endswith("_lin")
+    w_old = (model.cls_lin if linear else model.cls_cos).weight[:-1].detach().norm(dim=1).mean(); b_old = model.cls_lin.bias[:-1].detach().mean()
     if protocol == "fsis": space, shot_cls = tuple(data.novel_cls), data.novel_cls; model.set_classes([], nn_)
     else: space, shot_cls = data.all_cls, (data.all_cls if protocol == "gfsis" else data.novel_cls); model.set_classes(list(range(nb)), nn_)
     entries = kshot(data.pool, shot_cls, k, seed)
     head = "logits" if linear else "cos_logits"
+    _imprint(model, data, entries, space, 0 if protocol == "fsis" else nb, linear, w_old, b_old)
     if protocol == "ifsis":
-        _imprint(model, data, entries, space, nb, linear)
         for p in model.parameters(): p.requires_grad_(False)
         params = [model.cls_lin.weight, model.cls_lin.bias] if linear else [model.cls_cos.weight]
         keep = torch.zeros(nb + nn_ + 1, 1); keep[nb:nb + nn_] = 1                      # only the novel rows move
@@ -195,35 +196,35 @@ def finetune(P, data: Data, base_model: RefT, protocol: str, arm: str, k: int, s
         opt = torch.optim.AdamW(params, lr, weight_decay=0.0)
     else: opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=0.05)
     bs = min(P.ft_batch, len(entries))
-    if protocol == "ifsis":                    # frozen trunk: the queries and masks of the K-shot set are computed once
-        x_all, tg_all = batch(data.pool, entries, space)
+    if protocol == "ifsis":                    # frozen trunk: the queries and masks of the K-shot images are computed once
+        x_all, tg_all = support_batch(data.pool, entries, space)
         with torch.no_grad(): model.eval(); cache = model(x_all.to(device), targets=tg_all)
+        bs = min(P.ft_batch, len(tg_all))
     model.train()
     for _ in range(_steps(P, P.ft_steps)):
-        idx = rng.choice(len(entries), bs, replace=False)
+        idx = rng.choice(len(tg_all) if protocol == "ifsis" else len(entries), bs, replace=False)
         if protocol == "ifsis":
             z = cache["z"][idx]; tg = [tg_all[i] for i in idx]
             out = dict(logits=model.cls_lin(z), cos_logits=model.cls_cos(z), masks=cache["masks"][idx], aux=[])
         else:
             x, tg = batch(data.pool, [entries[i] for i in idx], space); out = model(x.to(device), targets=tg)
-        loss = total_loss(out, tg, P.loss_res, heads=(head,), aux=P.ft_aux and protocol != "ifsis")
+        loss = total_loss(out, tg, _res(P, data), heads=(head,), aux=P.ft_aux and protocol != "ifsis")
         opt.zero_grad(); loss.backward(); opt.step()
     return Tuned(model, protocol, space, head, entries)
 
 @torch.no_grad()
-def _imprint(model, data, entries, space, nb, linear):
-    "Novel classifier rows from the normalised mean of each novel class's support queries (iMTFA's imprinting)."
+def _imprint(model, data, entries, space, first, linear, w_norm, b_mean):
+    "Rows `first`.. (the novel classes) from the normalised mean of each class's support queries (iMTFA's imprinting), scaled to `w_norm`."
     x, tg = support_batch(data.pool, entries, space)
     refs = encode_supports(model, x, tg) if model.use_ref1 else None
     p = model.features(x)
     if model.use_ref1: p = model.weighting(p, refs["centers"], refs["cvalid"])
     tok, _ = select_queries(model.decode(p)[0][-1], tg)
     lab = torch.cat([t["labels"] for t in tg])
-    for j in range(nb, len(space)):
+    for j in range(first, len(space)):
         w = torch.nn.functional.normalize(tok[lab == j].mean(0), dim=0)
-        if linear:
-            model.cls_lin.weight[j] = w * model.cls_lin.weight[:nb].norm(dim=1).mean(); model.cls_lin.bias[j] = model.cls_lin.bias[:nb].mean()
-        else: model.cls_cos.weight[j] = w * model.cls_cos.weight[:nb].norm(dim=1).mean()
+        if linear: model.cls_lin.weight[j] = w * w_norm; model.cls_lin.bias[j] = b_mean
+        else: model.cls_cos.weight[j] = w * w_norm
 
 # %% ../../nbs/08_reft/05_experiment.ipynb 16
 def references(P, data: Data, tuned: Tuned, seed: int):
@@ -296,7 +297,7 @@ def ap_table(metrics: dict, key: str = "nAP") -> pd.DataFrame:
 def show_predictions(data: Data, tuned: dict, P, seed: int, n: int = 6, thr: float = 0.5):
     "Test images with their ground truth and the masks each tuned arm predicts above `thr` (a figure)."
     import matplotlib.pyplot as plt
-    names = list(tuned); fig, axs = plt.subplots(len(names) + 1, n, figsize=(1.6 * n, 1.7 * (len(names) + 1)))
+    names = list(tuned); fig, axs = plt.subplots(len(names) + 1, n, figsize=(1.6 * n, 1.7 * (len(names) + 1)), dpi=72)
     rng = np.random.default_rng(1); cols = rng.uniform(0.2, 1, (64, 3))
     idx = [i for i in range(len(data.test)) if np.isin(data.test.ann_cls[data.test.anns_of(i)], data.novel_cls).any()][:n]
     def paint(ax, img, masks, labels):

@@ -40,7 +40,7 @@ class DynamicWeighting(nn.Module):
         super().__init__()
         self.q, self.k, self.v, self.o = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.a, self.b = nn.Parameter(torch.tensor(5.0)), nn.Parameter(torch.tensor(-2.0))
-        self.gate = nn.Parameter(torch.zeros(d))
+        self.gate = nn.Parameter(torch.ones(d))
     def forward(self, p, centers, valid):
         B, d, h, w = p.shape
         x = p.flatten(2).transpose(1, 2)                                                    # [B, hw, d]
@@ -79,7 +79,7 @@ class QueryLink(nn.Module):
     def __init__(self, d: int, heads: int):
         super().__init__()
         self.attn, self.norm = nn.MultiheadAttention(d, heads, batch_first=True), nn.LayerNorm(d)
-        self.gate = nn.Parameter(torch.zeros(1))
+        self.gate = nn.Parameter(torch.ones(1))
     def forward(self, q, tokens, pad):
         B = q.shape[0]
         if tokens.shape[1] == 0: return q
