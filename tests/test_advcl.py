@@ -111,3 +111,28 @@ def test_finetune_schemes_and_evaluation():
     assert torch.isfinite(trades_loss(clf, x, xa, y))
     r = evaluate(m, x, y, pgd_steps=3, n_classes=3)
     assert set(r) == {"clean", "pgd", "apgd_ce"} and r["pgd"] <= r["clean"] and r["apgd_ce"] <= r["clean"]
+
+
+def test_hfc_radius_follows_the_profile(monkeypatch):
+    "The profile's hfc_r32 reaches the high-frequency view, scaled with the image side (r = 8 at 32x32 -> 4 at 16x16)."
+    import dataclasses
+    from visionlab_nb.advcl import pretrain as pre
+    from visionlab_nb.advcl.overview import PROFILES
+    from visionlab_nb.advcl.experiment import pretrain_arm
+    seen = []
+    real = pre.high_frequency
+    monkeypatch.setattr(pre, "high_frequency", lambda x, r=None: (seen.append(r), real(x, r))[1])
+    P = dataclasses.replace(PROFILES["smoke"], size=16, max_steps=1)
+    x = torch.rand(32, 3, 16, 16)
+    pretrain_arm("advcl-nopseudo", P, x, None, 0)
+    pretrain_arm("advcl-nopseudo", dataclasses.replace(P, hfc_r32=4.0), x, None, 0)
+    assert seen == [4.0, 2.0]
+
+
+def test_toy_feature_scale_and_branch_of_simclr():
+    "The toy encoder's feature is BN-normalised (order 1), and SimCLR is finetuned through its trained 'normal' branch."
+    from visionlab_nb.advcl.experiment import VARIANTS
+    enc = ToyEncoder(width=4, feat_dim=16, size=16).train()
+    f = enc(torch.rand(64, 3, 16, 16) * 100)
+    assert f.mean() < 2 and f.std() < 2
+    assert not VARIANTS["simclr"][0] and all(VARIANTS[a][0] for a in ("acl", "advcl", "advcl-nohfc", "advcl-nopseudo"))

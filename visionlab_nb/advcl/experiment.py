@@ -4,21 +4,25 @@
 
 # %% ../../nbs/02_advcl/05_experiment.ipynb 2
 from __future__ import annotations
+import dataclasses
 from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.models.resnet import ResNet, BasicBlock
 from ..core.data import load_tensors, subset
 from ..core.fake_data import write_fake
-from ..core.fair import train_val_split, tune, tune_seeds
+from ..core.fair import train_val_split, tune, tune_seeds, convergence
+from .views import hfc_radius
 from .losses import ContrastiveNet, ToyEncoder, MultiBN
 from .pretrain import VARIANTS, pretrain, encode, kmeans_pseudo_labels
 from .finetune import finetune, evaluate
 
 # %% auto 0
 __all__ = ['ARMS', 'SCHEMES', 'LAYOUT', 'load_data', 'fake_paper_data', 'ResNet18MultiBN', 'make_net', 'pseudo_labels',
-           'pretrain_arm', 'finetune_tuned', 'run_arm', 'results_table']
+           'pretrain_arm', 'finetune_tuned', 'run_arm', 'select_settings', 'convergence_rows', 'convergence_table',
+           'results_table']
 
 # %% ../../nbs/02_advcl/05_experiment.ipynb 4
 ARMS = tuple(VARIANTS)            # simclr, acl, advcl, advcl-nohfc, advcl-nopseudo
@@ -27,6 +31,15 @@ LAYOUT = {"cifar10": "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches
           "cifar100": "cifar-100-python/ (train, test, meta; python version from https://www.cs.toronto.edu/~kriz/cifar.html)",
           "stl10": "stl10_binary/ (train_X.bin, train_y.bin, test_X.bin, test_y.bin from https://cs.stanford.edu/~acoates/stl10/)"}
 
+def _resize(x: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+    "Embedded images to [N, 3, size, size] in [0, 1]; one-channel ones get a random foreground / background colour each."
+    if x.shape[-1] != size: x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    if x.shape[1] == 1:
+        g = torch.Generator().manual_seed(seed)
+        fg, bg = 0.5 + 0.5 * torch.rand(len(x), 3, 1, 1, generator=g), 0.3 * torch.rand(len(x), 3, 1, 1, generator=g)
+        x = x * fg + (1 - x) * bg                                               # [N, 3, size, size]
+    return x.contiguous()
+
 def load_data(P, data_root: str = "") -> dict:
     "Train and test tensors {x, y, xt, yt} of the profile's dataset (real ones from data_root, else FileNotFoundError)."
     if P.data in LAYOUT:
@@ -34,6 +47,7 @@ def load_data(P, data_root: str = "") -> dict:
         if not data_root or not (Path(data_root).expanduser() / folder).exists():
             raise FileNotFoundError(f"{P.data} not found under data_root={data_root!r}: expected {LAYOUT[P.data]}")
     (x, y), (xt, yt) = load_tensors(P.data, True, data_root), load_tensors(P.data, False, data_root)
+    if P.data not in LAYOUT: x, xt = _resize(x, P.size, 0), _resize(xt, P.size, 1)
     if P.n_train and P.n_train < len(y): x, y = subset(x, y, P.n_train, seed=0)
     if P.n_test and P.n_test < len(yt): xt, yt = subset(xt, yt, P.n_test, seed=1)
     return dict(x=x, y=y, xt=xt, yt=yt)
@@ -59,7 +73,7 @@ class ResNet18MultiBN(nn.Module):
 
 def make_net(P) -> ContrastiveNet:
     "The profile's encoder + projection head + pseudo-label heads."
-    enc = ResNet18MultiBN() if P.model == "resnet18" else ToyEncoder(P.width, P.feat_dim)
+    enc = ResNet18MultiBN() if P.model == "resnet18" else ToyEncoder(P.width, P.feat_dim, size=P.size)
     return ContrastiveNet(enc, P.proj_dim, tuple(P.ks))
 
 # %% ../../nbs/02_advcl/05_experiment.ipynb 9
@@ -67,9 +81,9 @@ _PSEUDO: dict = {}
 
 def pseudo_labels(P, x: torch.Tensor, seed: int, device: str = "cpu") -> torch.Tensor:
     "k-means pseudo labels [N, len(P.ks)] from a SimCLR model trained on x (cached per profile and seed)."
-    key = (P, seed, len(x))
+    key = (repr(P), seed, len(x))
     if key not in _PSEUDO:
-        net = pretrain(x, "simclr", net=make_net(P), epochs=P.simclr_epochs, batch_size=min(P.batch, len(x)), lr=P.lr,
+        net = pretrain(x, "simclr", net=make_net(P), epochs=P.simclr_epochs, batch_size=min(P.batch, len(x)), lr=P.simclr_lr or P.lr,
                        temperature=P.temperature, seed=seed + 500, max_steps=P.max_steps, device=device, desc="simclr for k-means")
         _PSEUDO[key] = kmeans_pseudo_labels(encode(net, x), tuple(min(k, len(x)) for k in P.ks), seed=seed)
     return _PSEUDO[key]
@@ -77,35 +91,76 @@ def pseudo_labels(P, x: torch.Tensor, seed: int, device: str = "cpu") -> torch.T
 # %% ../../nbs/02_advcl/05_experiment.ipynb 11
 def pretrain_arm(arm: str, P, x: torch.Tensor, pseudo: torch.Tensor | None, seed: int, device: str = "cpu") -> ContrastiveNet:
     "Pretrain arm `arm` (a key of VARIANTS) of the profile on x."
+    lr = P.simclr_lr if arm == "simclr" and P.simclr_lr > 0 else P.lr
     return pretrain(x, arm, pseudo if VARIANTS[arm][2] else None, net=make_net(P), epochs=P.pretrain_epochs,
-                    batch_size=min(P.batch, len(x)), lr=P.lr, eps=P.eps, steps=P.attack_steps, lam=P.lam,
-                    temperature=P.temperature, seed=seed, max_steps=P.max_steps, device=device, desc=f"pretrain {arm}")
+                    batch_size=min(P.batch, len(x)), lr=lr, eps=P.eps, alpha=P.eps / 4, steps=P.attack_steps, lam=P.lam,
+                    temperature=P.temperature, seed=seed, max_steps=P.max_steps, device=device, desc=f"pretrain {arm}",
+                    hfc_r=hfc_radius(x.shape[-1], P.hfc_r32))
 
-def _ft(enc, scheme, x, y, P, lr, seed, device, n_classes):
-    return finetune(enc, x, y, scheme, n_classes, epochs=P.slf_epochs if scheme != "AFF" else P.aff_epochs, lr=lr,
-                    batch_size=min(128, len(x)), eps=P.eps, attack_steps=P.ft_attack_steps, beta=P.beta, seed=seed,
-                    max_steps=P.max_steps, device=device)[0]
+def _ft(enc, scheme, x, y, P, lr, seed, device, n_classes, branch):
+    epochs = dict(SLF=P.slf_epochs, ALF=P.alf_epochs, AFF=P.aff_epochs)[scheme]
+    return finetune(enc, x, y, scheme, n_classes, epochs=epochs, lr=lr,
+                    batch_size=min(P.ft_batch, len(x)), eps=P.eps, alpha=P.eps / 4, attack_steps=P.ft_attack_steps, beta=P.beta, branch=branch,
+                    seed=seed, max_steps=P.max_steps, device=device)[0]
 
-def finetune_tuned(enc: nn.Module, scheme: str, data: dict, P, seed: int, device: str = "cpu") -> dict:
-    "Tune the finetuning lr on a validation split, retrain on all training images, evaluate on the test set."
+def finetune_tuned(enc: nn.Module, scheme: str, data: dict, P, seed: int, device: str = "cpu", branch: str = "pgd") -> dict:
+    "Tune the finetuning lr on a validation split (score: mean of clean and PGD accuracy), retrain on all training images, test."
     n_classes = int(data["y"].max()) + 1
     grid = P.aff_lrs if scheme == "AFF" else P.slf_lrs
     if len(grid) > 1:
         xtr, ytr, xv, yv = train_val_split(data["x"], data["y"], 0.2, seed)
-        score = lambda lr, s: evaluate(_ft(enc, scheme, xtr, ytr, P, lr, s, device, n_classes), xv, yv, P.eps,
-                                       P.pgd_steps, apgd=False, seed=s)["pgd"]
+        def score(lr, s):
+            r = evaluate(_ft(enc, scheme, xtr, ytr, P, lr, s, device, n_classes, branch), xv, yv, P.eps, P.pgd_steps, apgd=False, seed=s)
+            return (r["clean"] + r["pgd"]) / 2
         lr = tune(score, list(grid), tune_seeds(seed)).best
     else: lr = grid[0]
-    model = _ft(enc, scheme, data["x"], data["y"], P, lr, seed, device, n_classes)
+    model = _ft(enc, scheme, data["x"], data["y"], P, lr, seed, device, n_classes, branch)
     r = evaluate(model, data["xt"], data["yt"], P.eps, P.pgd_steps, apgd=True, autoattack=P.autoattack and P.max_steps <= 0,
                  n_classes=n_classes, seed=seed)
     return dict(lr=lr, **r)
 
 def run_arm(arm: str, P, data: dict, pseudo: torch.Tensor | None, seed: int, device: str = "cpu",
-            schemes: tuple = SCHEMES) -> list[dict]:
-    "Rows {arm, seed, scheme, lr, clean, pgd, apgd_ce[, autoattack]} of one pretrained arm under each scheme."
+            schemes: tuple | None = None) -> list[dict]:
+    "Rows {arm, seed, scheme, lr, clean, pgd, apgd_ce[, autoattack]} of one pretrained arm under each scheme (default P.schemes)."
     net = pretrain_arm(arm, P, data["x"], pseudo, seed, device)
-    return [dict(arm=arm, seed=seed, scheme=s, **finetune_tuned(net.encoder, s, data, P, seed, device)) for s in schemes]
+    branch = "pgd" if VARIANTS[arm][0] else "normal"      # SimCLR never trained its adversarial BN branch
+    return [dict(arm=arm, seed=seed, scheme=s, **finetune_tuned(net.encoder, s, data, P, seed, device, branch))
+            for s in (schemes or P.schemes)]
+
+def select_settings(P, data: dict, seed: int = 0, device: str = "cpu", arms: tuple = ("simclr", "acl"), n_tune: int = 2) -> dict:
+    "Pretraining lr (grid P.pretrain_lrs) of each baseline, then ACL's AFF lr (grid P.aff_lrs), on a validation split with tuning seeds."
+    xtr, ytr, xv, yv = train_val_split(data["x"], data["y"], 0.2, seed)
+    val = dict(x=xtr, y=ytr, xt=xv, yt=yv)
+    seeds, out, nets = tune_seeds(seed, n_tune), {}, {}
+    P1 = dataclasses.replace(P, aff_lrs=P.aff_lrs[:1])
+    def pre_score(arm):
+        def score(lr, s):
+            nets[arm, lr, s] = net = pretrain_arm(arm, dataclasses.replace(P1, lr=lr, simclr_lr=lr), xtr, None, s, device)
+            r = finetune_tuned(net.encoder, "SLF", val, P1, s, device, "pgd" if VARIANTS[arm][0] else "normal")
+            return (r["clean"] + r["pgd"]) / 2
+        return score
+    for arm in arms: out[f"pretrain lr ({arm}, SLF)"] = tune(pre_score(arm), list(P.pretrain_lrs), seeds, name="lr")
+    best = out[f"pretrain lr ({arms[-1]}, SLF)"].best
+    def aff_score(lr, s):
+        r = finetune_tuned(nets[arms[-1], best, s].encoder, "AFF", val, dataclasses.replace(P1, aff_lrs=(lr,)), s, device, "pgd")
+        return (r["clean"] + r["pgd"]) / 2
+    out[f"AFF lr ({arms[-1]} at pretrain lr {best})"] = tune(aff_score, list(P.aff_lrs), seeds, name="lr")
+    return out
+
+def convergence_rows(P, data: dict, pseudo: torch.Tensor | None, seed: int, device: str = "cpu") -> list[dict]:
+    "SLF rows of the baselines `P.conv_arms` pretrained for twice the epochs (arm name suffixed '-2E')."
+    P2 = dataclasses.replace(P, pretrain_epochs=2 * P.pretrain_epochs)
+    return [dict(r, arm=f"{arm}-2E") for arm in P.conv_arms for r in run_arm(arm, P2, data, pseudo, seed, device, ("SLF",))]
+
+def convergence_table(metrics: dict, P) -> pd.DataFrame:
+    "E vs 2E pretraining epochs of each baseline in P.conv_arms: SLF clean and PGD accuracy, equivalence within P.conv_tol."
+    out = []
+    for arm in P.conv_arms:
+        for k, name in (("sa", "clean"), ("ra", "PGD")):
+            c = convergence(metrics[f"{k}/{arm}/SLF"], metrics[f"{k}/{arm}-2E/SLF"], tol=P.conv_tol, name=f"{arm} SLF {name}")
+            out.append({"arm": arm, "metric": f"SLF {name}", "E": f"{c.b[0]:.3f} ± {c.b[1]:.3f}", "2E": f"{c.a[0]:.3f} ± {c.a[1]:.3f}",
+                        "2E - E [95% bounds]": f"{c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}]", f"converged (tol {P.conv_tol})": c.verdict})
+    return pd.DataFrame(out)
 
 def results_table(rows: list[dict]) -> pd.DataFrame:
     "Mean ± std over seeds of every metric, one row per (arm, scheme)."

@@ -62,6 +62,10 @@ def finetune(encoder: nn.Module, x: torch.Tensor, y: torch.Tensor, scheme: str =
     full = scheme == "AFF"
     for p in model.encoder.parameters(): p.requires_grad_(full)
     opt, sched = _milestone_sgd(model.parameters() if full else model.fc.parameters(), lr, epochs)
+    if scheme == "SLF":   # frozen encoder in eval mode: its features are fixed, so compute them once
+        model.encoder.eval()
+        with torch.no_grad(), bn_branch(model.encoder, branch):
+            feats = torch.cat([model.encoder(x[i:i + 512].to(device)) for i in range(0, len(x), 512)])   # [N, feat_dim]
     gen = torch.Generator().manual_seed(seed); step = 0; history = []
     n_batches = max(1, len(x) // batch_size)
     for ep in range(epochs):
@@ -71,7 +75,7 @@ def finetune(encoder: nn.Module, x: torch.Tensor, y: torch.Tensor, scheme: str =
             if 0 < max_steps <= step: break
             idx = perm[b * batch_size:(b + 1) * batch_size]
             xb, yb = x[idx].to(device), y[idx].to(device)
-            if scheme == "SLF": loss = F.cross_entropy(model(xb), yb)
+            if scheme == "SLF": loss = F.cross_entropy(model.fc(feats[idx.to(device)]), yb)
             elif scheme == "ALF":
                 xa = pgd_attack(model, xb, yb, eps=eps, step_size=alpha, steps=attack_steps)
                 model.train(); model.encoder.eval()
@@ -95,9 +99,9 @@ def _attack_accuracy(atk, model, x, y, batch_size, device):
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 8 / 255, pgd_steps: int = 20,
              apgd: bool = True, autoattack: bool = False, n_classes: int = 10, batch_size: int = 256,
              seed: int = 0) -> dict[str, float]:
-    "clean and PGD-`pgd_steps` accuracy (core.attacks), plus APGD-CE and/or AutoAttack standard (torchattacks) accuracy."
+    "clean and PGD-`pgd_steps` accuracy (core.attacks, step eps/4: 2/255 at 8/255), plus APGD-CE and/or AutoAttack standard (torchattacks) accuracy."
     model.eval(); dev = next(model.parameters()).device
-    clean, pgd = clean_and_robust_accuracy(model, x, y, eps=eps, step_size=2 / 255, steps=pgd_steps, batch_size=batch_size, seed=seed)
+    clean, pgd = clean_and_robust_accuracy(model, x, y, eps=eps, step_size=eps / 4, steps=pgd_steps, batch_size=batch_size, seed=seed)
     out = dict(clean=clean, pgd=pgd)
     if apgd: out["apgd_ce"] = _attack_accuracy(torchattacks.APGD(model, norm="Linf", eps=eps, steps=pgd_steps, loss="ce", seed=seed),
                                                model, x, y, batch_size, dev)

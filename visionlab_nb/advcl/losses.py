@@ -77,12 +77,12 @@ class ToyEncoder(nn.Module):
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(3, width, 3, padding=1, bias=False), MultiBN(width, branches)
         self.conv2, self.bn2 = nn.Conv2d(width, 2 * width, 3, padding=1, bias=False), MultiBN(2 * width, branches)
-        self.fc = nn.Linear(2 * width * (size // 4) ** 2, feat_dim)
+        self.fc, self.bn3 = nn.Linear(2 * width * (size // 4) ** 2, feat_dim, bias=False), MultiBN(feat_dim, branches, nn.BatchNorm1d)
         self.feat_dim = feat_dim
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)                   # [B, w, H/2, W/2]
         x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)                   # [B, 2w, H/4, W/4]
-        return F.relu(self.fc(x.flatten(1)))                                    # [B, feat_dim]
+        return F.relu(self.bn3(self.fc(x.flatten(1))))                          # [B, feat_dim]
 
 class ContrastiveNet(nn.Module):
     "Encoder + projection head (dim -> dim -> BN -> ReLU -> proj_dim) + pseudo-label heads on the encoder feature."

@@ -16,7 +16,8 @@ TITLE = "AdvCL: When Does Contrastive Learning Preserve Adversarial Robustness f
 
 @dataclass(frozen=True)
 class AdvclProfile(Profile):
-    data: str = "shapes"            # dataset (one of: shapes, cifar10, cifar100, stl10)
+    data: str = "digits"            # dataset (one of: digits, shapes, cifar10, cifar100, stl10)
+    size: int = 16                  # image side embedded data is resized to; real data keeps its own (>= 8)
     model: str = "toy"              # encoder (one of: toy, resnet18)
     width: int = 16                 # toy encoder's first conv width (>= 1)
     feat_dim: int = 64              # encoder feature size (toy); ResNet-18 has 512 (>= 1)
@@ -28,28 +29,37 @@ class AdvclProfile(Profile):
     pretrain_epochs: int = 4        # pretraining epochs of every arm (paper: 1000) (>= 1)
     batch: int = 128                # pretraining batch (paper: 512) (>= 2)
     lr: float = 0.5                 # pretraining SGD lr, cosine decay (> 0)
+    simclr_lr: float = 0.0          # SimCLR's own pretraining lr (also the k-means model's), 0 = `lr` (>= 0)
     temperature: float = 0.5        # NT-Xent temperature (> 0)
     lam: float = 0.2                # weight of the pseudo-label CE (>= 0)
-    hfc_r32: float = 8.0            # high-frequency disc radius at 32x32, scaled with size (> 0)
+    hfc_r32: float = 8.0            # high-frequency disc radius at 32x32, scaled linearly with the image side (> 0)
     eps: float = 8 / 255            # l-inf radius of attacks in training and evaluation (> 0)
     attack_steps: int = 5           # PGD steps of the pretraining views (>= 1)
     ft_attack_steps: int = 10       # PGD steps inside ALF and AFF (TRADES) (>= 1)
-    slf_epochs: int = 10            # SLF / ALF epochs (paper: 25) (>= 1)
+    slf_epochs: int = 100           # SLF epochs, on the frozen encoder's cached features (paper: 25 on 50k images) (>= 1)
+    alf_epochs: int = 10            # ALF epochs (paper: 25) (>= 1)
     aff_epochs: int = 3             # AFF (TRADES) epochs (>= 1)
-    slf_lrs: tuple = (0.01, 0.1)    # SLF/ALF lr grid, tuned per arm on a validation split
-    aff_lrs: tuple = (0.01,)        # AFF lr grid, tuned per arm on a validation split
+    ft_batch: int = 128             # finetuning batch of every scheme (paper: 512 SLF, 128 TRADES) (>= 1)
+    slf_lrs: tuple = (0.001, 0.01, 0.1)  # SLF/ALF lr grid, tuned per arm and seed on a validation split
+    aff_lrs: tuple = (0.01,)        # AFF lr grid, tuned per arm and seed on a validation split (one value: fixed)
+    pretrain_lrs: tuple = (0.5, 0.1, 0.02)  # pretraining lr grid of the baselines' selection (05_experiment), whose best is `lr`
     beta: float = 6.0               # TRADES beta of AFF (>= 0)
     pgd_steps: int = 20             # PGD-k of the evaluation (>= 1)
     autoattack: bool = False        # torchattacks AutoAttack standard (paper scale) instead of APGD-CE only
+    schemes: tuple = ("SLF", "ALF", "AFF")  # finetuning schemes run for every arm (subset of SLF, ALF, AFF)
+    conv_arms: tuple = ("simclr", "acl")    # baselines also pretrained for 2x the epochs, SLF only (convergence check; () for none)
+    conv_tol: float = 0.03          # SLF accuracy change from E to 2E epochs within which a baseline counts as converged (> 0)
 
 PROFILES = dict(
     smoke=AdvclProfile(n_seeds=1, width=4, feat_dim=16, proj_dim=8, n_train=64, n_test=32, ks=(2, 5), simclr_epochs=1,
-                       pretrain_epochs=1, batch=32, attack_steps=1, ft_attack_steps=1, slf_epochs=1, aff_epochs=1,
-                       slf_lrs=(0.1,), pgd_steps=2),
-    quick=AdvclProfile(),
+                       pretrain_epochs=1, batch=32, attack_steps=1, ft_attack_steps=1, slf_epochs=1, alf_epochs=1, aff_epochs=1,
+                       slf_lrs=(0.1,), pgd_steps=2, conv_arms=()),
+    quick=AdvclProfile(n_seeds=3, width=8, pretrain_epochs=8, batch=64, lr=0.5, eps=2 / 255, attack_steps=3, ft_attack_steps=3,
+                       ft_batch=64, slf_lrs=(0.01, 0.1), aff_lrs=(0.05,), pretrain_lrs=(0.5, 0.1), simclr_lr=0.1, schemes=("SLF", "AFF")),
     paper=AdvclProfile(data="cifar10", model="resnet18", feat_dim=512, proj_dim=128, n_train=0, n_test=0,
-                       ks=(2, 10, 50, 100, 500), simclr_epochs=200, pretrain_epochs=1000, batch=512, slf_epochs=25,
-                       aff_epochs=25, slf_lrs=(0.01,), aff_lrs=(0.01,), autoattack=True))
+                       size=32, ks=(2, 10, 50, 100, 500), simclr_epochs=200, pretrain_epochs=1000, batch=512, slf_epochs=25,
+                       alf_epochs=25, aff_epochs=25, ft_batch=128, slf_lrs=(0.01,), aff_lrs=(0.01,), pretrain_lrs=(0.5,),
+                       autoattack=True, conv_arms=()))
 
 # %% ../../nbs/02_advcl/00_overview.ipynb 9
 def decide_slf_robust(m):

@@ -65,13 +65,13 @@ def kmeans_pseudo_labels(features: torch.Tensor, ks: tuple[int, ...] = (2, 10, 5
 # %% ../../nbs/02_advcl/03_pretrain.ipynb 13
 def pretrain_loss(net: ContrastiveNet, x: torch.Tensor, pseudo: torch.Tensor | None, variant: str, aug: nn.Module,
                   weak: nn.Module, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 5, lam: float = 0.2,
-                  temperature: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
-    "The total pretraining loss of `variant` on the image batch x [B, 3, H, W] (pseudo [B, n_heads] or None)."
+                  temperature: float = 0.5, generator: torch.Generator | None = None, hfc_r: float | None = None) -> torch.Tensor:
+    "The total pretraining loss of `variant` on the image batch x [B, 3, H, W] (pseudo [B, n_heads] or None; hfc_r None = r 8 at 32x32)."
     use_adv, use_hfc, use_pl = VARIANTS[variant]
     t1, t2 = aug(x), aug(x)
     clean = [t1, t2]
     xo = weak(x) if use_adv else None
-    if use_hfc: clean.append(high_frequency(xo))
+    if use_hfc: clean.append(high_frequency(xo, hfc_r))
     clean_z = [net(v, "normal")[0] for v in clean]
     if not use_adv: return total_loss(None, clean_z, None, None, lam, temperature)
     x_cl, x_ce = adversarial_views(net, xo, clean_z, pseudo if use_pl else None, eps, alpha, steps, lam, temperature, generator)
@@ -82,7 +82,8 @@ def pretrain_loss(net: ContrastiveNet, x: torch.Tensor, pseudo: torch.Tensor | N
 def pretrain(x: torch.Tensor, variant: str = "advcl", pseudo: torch.Tensor | None = None, net: ContrastiveNet | None = None,
              epochs: int = 10, batch_size: int = 128, lr: float = 0.5, momentum: float = 0.9, weight_decay: float = 1e-4,
              eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 5, lam: float = 0.2, temperature: float = 0.5,
-             seed: int = 0, max_steps: int = 0, device: str = "cpu", desc: str = "pretrain") -> ContrastiveNet:
+             seed: int = 0, max_steps: int = 0, device: str = "cpu", desc: str = "pretrain",
+             hfc_r: float | None = None) -> ContrastiveNet:
     "Pretrain `net` (default: toy encoder) on images x [N, 3, H, W] in [0, 1] with SGD + cosine decay; max_steps > 0 caps steps."
     torch.manual_seed(seed)
     net = (net or ContrastiveNet(ToyEncoder(size=x.shape[-1]))).to(device).train()
@@ -99,7 +100,7 @@ def pretrain(x: torch.Tensor, variant: str = "advcl", pseudo: torch.Tensor | Non
             if step >= total: break
             idx = perm[b * batch_size:(b + 1) * batch_size]
             xb = x[idx].to(device); pb = None if pseudo is None else pseudo[idx].to(device)
-            loss = pretrain_loss(net, xb, pb, variant, aug, weak, eps, alpha, steps, lam, temperature)
+            loss = pretrain_loss(net, xb, pb, variant, aug, weak, eps, alpha, steps, lam, temperature, hfc_r=hfc_r)
             opt.zero_grad(); loss.backward(); opt.step(); sched.step(); step += 1
         if step >= total: break
     return net.eval()
