@@ -46,3 +46,15 @@ def fixture_run(tmp_path_factory):
     r = visionlab("reproduce", "all", "--profile", "quick", "--device", "cpu", "--out", out, "--no-progress")
     runs = sorted(out.iterdir())
     return r, runs[0] if runs else None
+
+# `make test` runs pytest with pytest-xdist (`-n auto --dist loadgroup`, one worker per core): the tests of one file stay on one
+# worker, so module and session fixtures (a processed docs site, a fixture run) are built once; the independent tests over every
+# series and model spread over the workers.
+SPREAD = {"test_series.py", "test_models.py", "test_outputs.py"}
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name not in SPREAD: item.add_marker(pytest.mark.xdist_group(item.path.name))
+
+if os.environ.get("PYTEST_XDIST_WORKER"):          # one thread per worker (and per kernel it starts): workers do not oversubscribe
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"): os.environ.setdefault(var, "1")

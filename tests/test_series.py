@@ -14,10 +14,7 @@ def _kit_series():
     return [s for s in SERIES if s not in LEGACY]
 
 # Real bugs these tests found and that are not fixed yet: each names the failure; remove the entry with the fix.
-KNOWN_FAILURES = {
-    ("paper", "dat"): "dat's paper profile aborts (SIGABRT in torch's powerSGD_hook decompress, gloo) when it measures "
-                      "DDP PowerSGD wire bytes on PreActResNet-18's parameter shapes; reproduced twice, issue 8",
-}
+KNOWN_FAILURES: dict = {}                        # (kind, series) -> reason: a known failure, marked xfail until fixed
 
 def _with_known(kind):
     return [pytest.param(s, marks=pytest.mark.xfail(reason=KNOWN_FAILURES[(kind, s)], strict=False))
