@@ -250,7 +250,7 @@ def load_nuscenes(P, data_root: str) -> dict:
     return dict(train=stack(tr), val=stack(va), test=stack(te), classes=NUSC_CLASSES, class_range=NUSC_RANGE)
 
 # %% ../../nbs/04_cmt/05_experiment.ipynb 25
-def fake_paper_data(root, n_per_scene: int = 3, seed: int = 0) -> Path:
+def fake_paper_data(root, n_train: int = 2, n_test: int = 1, seed: int = 0) -> Path:
     "Write a tiny nuScenes v1.0-mini (JSON tables, camera JPEGs, LiDAR .pcd.bin) under root/nuscenes; return that folder."
     rng = np.random.default_rng(seed)
     base = Path(root) / "nuscenes"; ver = base / "v1.0-mini"; ver.mkdir(parents=True, exist_ok=True)
@@ -284,7 +284,7 @@ def fake_paper_data(root, n_per_scene: int = 3, seed: int = 0) -> Path:
                                                     rotation=q, camera_intrinsic=[[1266.4, 0, 816.3], [0, 1266.4, 491.5], [0, 0, 1]]))
     (base / "samples" / "LIDAR_TOP").mkdir(parents=True, exist_ok=True)
     for ch in CAMS: (base / "samples" / ch).mkdir(parents=True, exist_ok=True)
-    for scene_name in ("scene-0061", "scene-0103"):
+    for scene_name, n_per_scene in (("scene-0061", n_train), ("scene-0103", n_test)):
         scene = T(); samples = [T() for _ in range(n_per_scene)]
         insts = [(T(), name) for name in ("vehicle.car", "vehicle.truck", "human.pedestrian.adult", "movable_object.barrier")]
         for name_tok, name in insts:

@@ -37,7 +37,7 @@ class CmtProfile(Profile):
     depth_bins: int = 16              # D uniform depth bins of the image coordinate encoding (>= 2)
     x_max: float = 24.0               # farthest depth bin (m) (> 1)
     dropout: float = 0.0              # decoder dropout (0..1)
-    steps: int = 500                  # optimizer steps per training run, the same for every arm (>= 1)
+    steps: int = 200                  # optimizer steps per training run, the same for every arm (>= 1)
     batch: int = 8                    # scenes per step (>= 1)
     lr_grid: str = "0.002,0.004"      # AdamW lrs tried per arm on the validation split, comma-separated
     denoise: bool = True              # query denoising groups during training (the paper's)

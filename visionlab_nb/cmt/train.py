@@ -80,7 +80,9 @@ def set_loss(outs: list, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, gt_mas
 def dn_queries(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, gt_mask: torch.Tensor, n_queries: int, pc_range, groups: int = 10,
                split: float = 0.75, generator: torch.Generator | None = None):
     "Denoising reference points [B, G*M, 3], their targets (labels with -1 = background, boxes [B, G*M, 9], mask of real slots) and the attention mask."
-    B, M = gt_mask.shape
+    M = max(1, int(gt_mask.sum(1).max()))                            # groups as wide as the most boxes in the batch
+    gt_boxes, gt_labels, gt_mask = gt_boxes[:, :M], gt_labels[:, :M], gt_mask[:, :M]
+    B = gt_mask.shape[0]
     G = max(1, min(groups, n_queries // max(1, M)))
     lo, hi = torch.tensor(pc_range[:3]), torch.tensor(pc_range[3:])
     boxes = gt_boxes.repeat(1, G, 1); labels = gt_labels.repeat(1, G).clone(); real = gt_mask.repeat(1, G)
