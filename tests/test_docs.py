@@ -20,9 +20,6 @@ KNOWN_BAD = {
     ('outputs', '02_advcl/05_experiment.ipynb'),       # committed without outputs
     ('outputs', '02_advcl/99_reproduce.ipynb'),        # quick profile not run yet
     # dat
-    ('truncated', '01_dat/00_overview.ipynb'),         # table cells cut by pandas' max_colwidth
-    ('markup', '01_dat/02_compression.ipynb'),         # Python ** renders as emphasis: '2**bits'
-    ('markup', '01_dat/03_lamb.ipynb'),                # Python ** renders as emphasis: 'gamma**(milestones'
     # advcl
     ('truncated', '02_advcl/00_overview.ipynb'),       # table cells cut by pandas' max_colwidth
     # tinymim
@@ -37,7 +34,6 @@ KNOWN_BAD = {
     # reliant
     ('truncated', '09_reliant/99_reproduce.ipynb'),    # table cells cut by pandas' max_colwidth
     # emo
-    ('truncated', '10_emo/00_overview.ipynb'),         # table cells cut by pandas' max_colwidth
     ('outputs', '10_emo/99_reproduce.ipynb'),          # committed without outputs
 }
 
