@@ -121,3 +121,16 @@ def test_precomputed_teacher_targets_give_the_same_training(target):
     a = distill(copy.deepcopy(s0), teacher, x, target, 2, epochs=1, batch=16, max_steps=3)[1]
     b = distill(copy.deepcopy(s0), teacher, x, target, 2, epochs=1, batch=16, max_steps=3, cache_limit_gb=0)[1]
     assert a == pytest.approx(b, rel=1e-5)
+
+
+def test_cached_teacher_depends_on_its_seed_only(tmp_path, monkeypatch):
+    from visionlab_nb.tinymim.train import cached_teacher
+    cfg = dict(img_size=16, patch=4, dim=32, depth=2, heads=2)
+    x = torch.rand(32, 3, 16, 16)
+    monkeypatch.setenv("VISIONLAB_CACHE", str(tmp_path / "a"))
+    torch.manual_seed(1)
+    a = cached_teacher(cfg, x, 1, 1e-3, seed=0, max_steps=2)[0]
+    monkeypatch.setenv("VISIONLAB_CACHE", str(tmp_path / "b"))
+    torch.manual_seed(2)                                                          # another process state, another cache
+    b = cached_teacher(cfg, x, 1, 1e-3, seed=0, max_steps=2)[0]
+    for (n, p), q in zip(a.state_dict().items(), b.state_dict().values()): torch.testing.assert_close(p, q, msg=n)

@@ -84,10 +84,10 @@ def pretrain_mae(encoder: nn.Module, x: torch.Tensor, epochs: int, lr: float = 1
 
 def cached_teacher(cfg: dict, x: torch.Tensor, epochs: int, lr: float, seed: int = 0, max_steps: int = 0, device="cpu"):
     "The MAE-pretrained teacher for `cfg` (plain_vit kwargs), from the cache or trained now; returns (model, losses)."
-    key = hashlib.sha1(json.dumps({**cfg, "epochs": epochs, "lr": lr, "seed": seed, "n": len(x), "max_steps": max_steps,
+    key = hashlib.sha1(json.dumps({**cfg, "init": "seeded", "epochs": epochs, "lr": lr, "seed": seed, "n": len(x), "max_steps": max_steps,
                                    "x": float(x[:64].sum())}, sort_keys=True).encode()).hexdigest()[:12]
     path = Path(cache_dir()) / "tinymim" / f"mae_teacher_{key}.pt"
-    model = plain_vit(**cfg)
+    seed_everything(seed); model = plain_vit(**cfg)     # the teacher's init depends on `seed` only, not on the process
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"]); return model.eval(), state["losses"]
