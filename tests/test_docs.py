@@ -23,9 +23,6 @@ KNOWN_BAD = {
     # advcl
     ('truncated', '02_advcl/00_overview.ipynb'),       # table cells cut by pandas' max_colwidth
     # tinymim
-    ('outputs', '03_tinymim/00_overview.ipynb'),       # committed without outputs
-    ('outputs', '03_tinymim/05_experiment.ipynb'),     # committed without outputs
-    ('outputs', '03_tinymim/99_reproduce.ipynb'),      # committed without outputs
     # doorping
     # pmtiqa
     ('truncated', '06_pmtiqa/99_reproduce.ipynb'),     # table cells cut by pandas' max_colwidth
