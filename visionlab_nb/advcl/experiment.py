@@ -24,7 +24,7 @@ __all__ = ['ARMS', 'SCHEMES', 'LAYOUT', 'load_data', 'fake_paper_data', 'ResNet1
            'pretrain_arm', 'finetune_tuned', 'run_arm', 'select_settings', 'convergence_rows', 'convergence_table',
            'results_table']
 
-# %% ../../nbs/02_advcl/05_experiment.ipynb 4
+# %% ../../nbs/02_advcl/05_experiment.ipynb 5
 ARMS = tuple(VARIANTS)            # simclr, acl, advcl, advcl-nohfc, advcl-nopseudo
 SCHEMES = ("SLF", "ALF", "AFF")
 LAYOUT = {"cifar10": "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta; python version from https://www.cs.toronto.edu/~kriz/cifar.html)",
@@ -56,7 +56,7 @@ def fake_paper_data(root) -> None:
     "A tiny CIFAR-10 in its real on-disk format under root (for the paper profile's smoke test)."
     write_fake("cifar10", root, n=4)
 
-# %% ../../nbs/02_advcl/05_experiment.ipynb 6
+# %% ../../nbs/02_advcl/05_experiment.ipynb 7
 def _multibn(num_features: int, **kwargs) -> MultiBN:
     "timm norm-layer factory: a three-branch MultiBN (device/dtype kwargs ignored)."
     return MultiBN(num_features)
@@ -76,7 +76,7 @@ def make_net(P) -> ContrastiveNet:
     enc = ResNet18MultiBN() if P.model == "resnet18" else ToyEncoder(P.width, P.feat_dim, size=P.size)
     return ContrastiveNet(enc, P.proj_dim, tuple(P.ks))
 
-# %% ../../nbs/02_advcl/05_experiment.ipynb 9
+# %% ../../nbs/02_advcl/05_experiment.ipynb 10
 _PSEUDO: dict = {}
 
 def pseudo_labels(P, x: torch.Tensor, seed: int, device: str = "cpu") -> torch.Tensor:
@@ -88,7 +88,7 @@ def pseudo_labels(P, x: torch.Tensor, seed: int, device: str = "cpu") -> torch.T
         _PSEUDO[key] = kmeans_pseudo_labels(encode(net, x), tuple(min(k, len(x)) for k in P.ks), seed=seed)
     return _PSEUDO[key]
 
-# %% ../../nbs/02_advcl/05_experiment.ipynb 11
+# %% ../../nbs/02_advcl/05_experiment.ipynb 12
 def pretrain_arm(arm: str, P, x: torch.Tensor, pseudo: torch.Tensor | None, seed: int, device: str = "cpu") -> ContrastiveNet:
     "Pretrain arm `arm` (a key of VARIANTS) of the profile on x."
     lr = P.simclr_lr if arm == "simclr" and P.simclr_lr > 0 else P.lr
