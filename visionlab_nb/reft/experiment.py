@@ -22,9 +22,9 @@ from .references import RefT, encode_supports, merge_refs, select_queries
 from .evaluate import predict, coco_ap_groups
 
 # %% auto 0
-__all__ = ['VOC_NAMES', 'COCO_LAYOUT', 'COCO_CATS', 'ARM_REFS', 'Data', 'load_data', 'load_coco', 'fake_paper_data',
-           'build_model', 'train_base', 'support_batch', 'Tuned', 'finetune', 'references', 'evaluate', 'evaluate_base',
-           'arm_list', 'run_protocols', 'ap_table', 'show_predictions']
+__all__ = ['VOC_NAMES', 'COCO_LAYOUT', 'COCO_CATS', 'CAPPED_PAPER', 'ARM_REFS', 'Data', 'load_data', 'load_coco',
+           'fake_paper_data', 'build_model', 'train_base', 'support_batch', 'Tuned', 'finetune', 'references',
+           'evaluate', 'evaluate_base', 'arm_list', 'run_protocols', 'ap_table', 'show_predictions']
 
 # %% ../../nbs/08_reft/05_experiment.ipynb 5
 @dataclass
@@ -140,6 +140,9 @@ def fake_paper_data(root, n_train: int = 30, n_val: int = 4, side: int = 32, see
     return Path(root)
 
 # %% ../../nbs/08_reft/05_experiment.ipynb 12
+CAPPED_PAPER = dict(ks="1", arms="baseline,reft", ifsis_linear=False, lr_grid="1e-4", lr_grid_ifsis="1e-3")  # capped paper run: one K, two arms, one lr
+
+# %% ../../nbs/08_reft/05_experiment.ipynb 15
 def _steps(P, n: int) -> int: return min(n, P.max_steps) if P.max_steps > 0 else n
 def _res(P, data) -> int: return min(P.loss_res, data.base.size)       # never more loss points than pixels
 
@@ -162,7 +165,7 @@ def train_base(P, data: Data, seed: int, device="cpu") -> tuple[RefT, list]:
     model.use_ref1 = model.use_ref2 = False
     return model, losses
 
-# %% ../../nbs/08_reft/05_experiment.ipynb 14
+# %% ../../nbs/08_reft/05_experiment.ipynb 17
 ARM_REFS = dict(baseline=(False, False), ref1=(True, False), ref2=(False, True), reft=(True, True))
 
 def support_batch(ds: InstanceSet, entries, label_space):
@@ -226,7 +229,7 @@ def _imprint(model, data, entries, space, first, linear, w_norm, b_mean):
         if linear: model.cls_lin.weight[j] = w * w_norm; model.cls_lin.bias[j] = b_mean
         else: model.cls_cos.weight[j] = w * w_norm
 
-# %% ../../nbs/08_reft/05_experiment.ipynb 16
+# %% ../../nbs/08_reft/05_experiment.ipynb 19
 def references(P, data: Data, tuned: Tuned, seed: int):
     "The references a fine-tuned arm is evaluated with: its K-shot set (plus stored base references in iFSIS)."
     m = tuned.model
@@ -255,7 +258,7 @@ def evaluate_base(P, data: Data, model: RefT) -> dict:
         out["box_" + key] = coco_ap_groups(data.gt_test, dets, dict(b=data.cats(data.base_cls)), "bbox")["b"]
     return out
 
-# %% ../../nbs/08_reft/05_experiment.ipynb 18
+# %% ../../nbs/08_reft/05_experiment.ipynb 21
 def _val_score(r: dict, protocol: str) -> float:
     return r["nAP"] if protocol == "fsis" else 0.5 * (r["nAP"] + r["bAP"])
 
@@ -283,7 +286,7 @@ def run_protocols(run, P, data: Data, base_model: RefT, keep: tuple = ()) -> tup
                 if (protocol, arm, k, s) in keep: kept[(protocol, arm, k, s)] = t
     return pd.DataFrame(tunes), kept
 
-# %% ../../nbs/08_reft/05_experiment.ipynb 20
+# %% ../../nbs/08_reft/05_experiment.ipynb 23
 def ap_table(metrics: dict, key: str = "nAP") -> pd.DataFrame:
     "mean ± std over seeds of `key` for every protocol (rows: protocol, arm; columns: K)."
     rows = {}

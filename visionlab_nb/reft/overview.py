@@ -74,7 +74,9 @@ def _ks(m: dict, prefix: str) -> list[int]:
     return sorted(int(k.rsplit("/K", 1)[1]) for k in m if k.startswith(prefix + "/K"))
 
 def _avg_over_k(m: dict, prefix: str) -> list[float]:
-    "Per-seed mean over K of `prefix/K<k>`."
+    "Per-seed mean over K of `prefix/K<k>` (KeyError, hence 'not measured', where the arm did not run)."
+    ks = _ks(m, prefix)
+    if not ks: raise KeyError(f"{prefix}/K<k>")
     return list(np.mean([m[f"{prefix}/K{k}"] for k in _ks(m, prefix)], axis=0))
 
 def decide_fsis(m: dict) -> Verdict:
