@@ -17,11 +17,8 @@ KNOWN_BAD = {
     # found at the end of the session (owners: next session)
     ('truncated', '01_dat/99_reproduce.ipynb'),        # verdict table cut by pandas in the published quick run (republish)
     ('truncated', '10_emo/03_measure.ipynb'),          # latency table cell cut by pandas
-    ('outputs', '02_advcl/05_experiment.ipynb'),       # committed without outputs
-    ('outputs', '02_advcl/99_reproduce.ipynb'),        # quick profile not run yet
     # dat
     # advcl
-    ('truncated', '02_advcl/00_overview.ipynb'),       # table cells cut by pandas' max_colwidth
     # tinymim
     # doorping
     # pmtiqa

@@ -20,9 +20,9 @@ from .pretrain import VARIANTS, pretrain, encode, kmeans_pseudo_labels
 from .finetune import finetune, evaluate
 
 # %% auto 0
-__all__ = ['ARMS', 'SCHEMES', 'LAYOUT', 'load_data', 'fake_paper_data', 'ResNet18MultiBN', 'make_net', 'pseudo_labels',
-           'pretrain_arm', 'finetune_tuned', 'run_arm', 'select_settings', 'convergence_rows', 'convergence_table',
-           'results_table']
+__all__ = ['ARMS', 'SCHEMES', 'LAYOUT', 'CAPPED_PAPER', 'load_data', 'fake_paper_data', 'ResNet18MultiBN', 'make_net',
+           'pseudo_labels', 'pretrain_arm', 'finetune_tuned', 'run_arm', 'select_settings', 'convergence_rows',
+           'convergence_table', 'results_table']
 
 # %% ../../nbs/02_advcl/05_experiment.ipynb 5
 ARMS = tuple(VARIANTS)            # simclr, acl, advcl, advcl-nohfc, advcl-nopseudo
@@ -167,3 +167,6 @@ def results_table(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows).drop(columns=["seed", "lr"])
     g = df.groupby(["arm", "scheme"], sort=False)
     return g.mean().round(3).astype(str) + " ± " + g.std(ddof=0).round(3).astype(str)
+
+# %% ../../nbs/02_advcl/05_experiment.ipynb 17
+CAPPED_PAPER = dict(attack_steps=1, ft_attack_steps=1, pgd_steps=2)   # capped paper run: the shortest attacks
