@@ -6,7 +6,7 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from visionlab_nb.reft.data import make_set, kshot, to_coco, coco_api, NOVEL, BASE, ALL, CLASSES, shape_of, texture_of
+from visionlab_nb.reft.data import make_set, kshot, to_coco, coco_api, NOVEL, BASE, ALL, shape_of, texture_of
 from visionlab_nb.reft.references import mask_pool, class_centers
 from visionlab_nb.reft.evaluate import coco_ap, coco_ap_groups, ap_reference
 from visionlab_nb.reft.model import hungarian, match_cost

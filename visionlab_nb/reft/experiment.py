@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn as nn
 from PIL import Image
 from pycocotools.coco import COCO
 from ..core.fair import tune, tune_seeds
 from ..core.progress import progress
 from ..core.train import seed_everything
-from .data import (InstanceSet, make_set, kshot, batch, to_tensor, coco_api, all_entries, CLASSES, BASE, NOVEL)
+from .data import InstanceSet, make_set, kshot, batch, to_tensor, coco_api, all_entries, BASE, NOVEL
 from .model import total_loss
 from .references import RefT, encode_supports, merge_refs, select_queries
 from .evaluate import predict, coco_ap_groups
