@@ -88,6 +88,12 @@ def tune_arm(P, arm: str, data: dict, seed: int, device="cpu"):
 def run_arms(run, P, data: dict) -> tuple[dict, dict]:
     "Tune and train every arm of the profile; fill run.metrics; return ({arm: TuneResult}, {arm: last model})."
     tuned, models = {}, {}
+    before = torch.get_num_threads(); torch.set_num_threads(P.threads)
+    try: _run_arms(run, P, data, tuned, models)
+    finally: torch.set_num_threads(before)
+    return tuned, models
+
+def _run_arms(run, P, data, tuned, models):
     for arm in progress(P.arm_list, desc="arms"):
         tuned[arm] = tune_arm(P, arm, data, run.seed, run.device)
         for s in run.seeds:
@@ -96,7 +102,6 @@ def run_arms(run, P, data: dict) -> tuple[dict, dict]:
                 run.add(f"nds/{arm}{suf}", r["NDS"]); run.add(f"map/{arm}{suf}", r["mAP"])
                 for k in ("mATE", "mASE", "mAOE", "mAVE", "mAAE"): run.add(f"{k}/{arm}{suf}", r[k])
             models[arm] = m
-    return tuned, models
 
 def tuning_table(tuned: dict) -> pd.DataFrame:
     "Validation NDS of every (arm, lr); `*` marks the chosen lr."

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 # %% auto 0
 __all__ = ['HEAD_DIMS', 'CMTConfig', 'pillarize', 'ImageBackbone', 'BEVBackbone', 'depth_bins', 'ray_points', 'normalize_points',
@@ -107,7 +108,7 @@ def mlp(i, h, o): return nn.Sequential(nn.Linear(i, h), nn.ReLU(inplace=True), n
 
 # %% ../../nbs/04_cmt/02_model.ipynb 18
 class Attention(nn.Module):
-    "Standard multi-head attention (batch first), written out for toy sizes (on a CPU several times faster than SDPA's flash kernel) and through SDPA for large ones."
+    "Standard multi-head attention (batch first), written out: on a CPU several times faster than SDPA's flash kernel; large ones in query chunks, recomputed in the backward pass."
     def __init__(self, d: int, n_heads: int, dropout: float = 0.0):
         super().__init__()
         self.h, self.q, self.k, self.v, self.o = n_heads, nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
@@ -117,14 +118,19 @@ class Attention(nn.Module):
         q = self.q(q).view(B, Lq, h, d // h).transpose(1, 2)             # [B, h, Lq, d/h]
         k = self.k(k).view(B, Lk, h, d // h).transpose(1, 2)
         v = self.v(v).view(B, Lk, h, d // h).transpose(1, 2)
-        if Lq * Lk > 2 ** 18:                                            # large (paper-size): SDPA's memory-efficient kernel
-            x = F.scaled_dot_product_attention(q, k, v, attn_mask=None if attn_mask is None else ~attn_mask,
-                                               dropout_p=self.drop.p if self.training else 0.0)
-        else:
-            a = q @ k.transpose(-1, -2) / math.sqrt(d // h)              # [B, h, Lq, Lk]
-            if attn_mask is not None: a = a.masked_fill(attn_mask, float("-inf"))   # True = not allowed
-            x = self.drop(a.softmax(-1)) @ v
+        if Lq * Lk <= 2 ** 18: x = self._attend(q, k, v, attn_mask)
+        else:                                                            # paper-size: query chunks, recomputed in backward
+            xs = []
+            for s in range(0, Lq, 256):
+                m = None if attn_mask is None else attn_mask[s:s + 256]
+                xs.append(checkpoint(self._attend, q[:, :, s:s + 256], k, v, m, use_reentrant=False) if torch.is_grad_enabled()
+                          else self._attend(q[:, :, s:s + 256], k, v, m))
+            x = torch.cat(xs, 2)
         return self.o(x.transpose(1, 2).reshape(B, Lq, d))
+    def _attend(self, q, k, v, attn_mask=None):
+        a = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])              # [B, h, Lq, Lk]
+        if attn_mask is not None: a = a.masked_fill(attn_mask, float("-inf"))   # True = not allowed
+        return self.drop(a.softmax(-1)) @ v
 
 class DecoderLayer(nn.Module):
     "self-attn -> LN -> cross-attn -> LN -> FFN -> LN."

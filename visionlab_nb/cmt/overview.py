@@ -21,8 +21,8 @@ class CmtProfile(Profile):
     dataset: str = "synthetic"        # synthetic scenes or nuScenes from data_root (one of: synthetic, nuscenes)
     nusc_version: str = "auto"        # nuScenes table folder: v1.0-trainval if present, else v1.0-mini (one of: auto, v1.0-trainval, v1.0-mini)
     n_train: int = 600                # training scenes (synthetic) or training samples used, 0 = all (>= 0)
-    n_val: int = 96                   # validation scenes carved from the training stream for lr tuning (>= 1)
-    n_test: int = 192                 # test scenes (synthetic) or evaluation samples, 0 = all (>= 0)
+    n_val: int = 64                   # validation scenes carved from the training stream for lr tuning (>= 1)
+    n_test: int = 128                 # test scenes (synthetic) or evaluation samples, 0 = all (>= 0)
     img_h: int = 32                   # image height fed to the model (>= 16)
     img_w: int = 64                   # image width fed to the model (>= 16)
     img_stride: int = 4               # image feature stride, a power of 2 (>= 4)
@@ -37,12 +37,13 @@ class CmtProfile(Profile):
     depth_bins: int = 16              # D uniform depth bins of the image coordinate encoding (>= 2)
     x_max: float = 24.0               # farthest depth bin (m) (> 1)
     dropout: float = 0.0              # decoder dropout (0..1)
-    steps: int = 200                  # optimizer steps per training run, the same for every arm (>= 1)
+    steps: int = 150                  # optimizer steps per training run, the same for every arm (>= 1)
     batch: int = 8                    # scenes per step (>= 1)
     lr_grid: str = "0.002,0.004"      # AdamW lrs tried per arm on the validation split, comma-separated
     denoise: bool = True              # query denoising groups during training (the paper's)
     dn_groups: int = 10               # at most this many denoising groups (>= 1)
     tune_seeds: int = 1               # seeds per lr on the validation split, disjoint from the reported ones (>= 1)
+    threads: int = 1                  # torch threads while training and scoring; these small models run fastest on one (>= 1)
     topk: int = 100                   # detections kept per scene (>= 1)
     arms: str = "camera,lidar,fused,fused-mask,fused-mask-2d"   # arms trained, comma-separated
 
