@@ -5,7 +5,6 @@
 # %% ../../nbs/04_cmt/05_experiment.ipynb 1
 from __future__ import annotations
 import json, math, uuid
-from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -20,10 +19,10 @@ from .metric import detection_metrics
 from .train import train_cmt, predict, ground_truth
 
 # %% auto 0
-__all__ = ['ARMS', 'MODES', 'NUSC_CLASSES', 'NUSC_RANGE', 'CAMS', 'MINI_VAL', 'NUSC_LAYOUT', 'MOVING_ATTRS', 'eval_modes',
-           'model_config', 'scene_config', 'load_data', 'train_arm', 'score', 'tune_arm', 'run_arms', 'tuning_table',
-           'nds_table', 'detail_table', 'plot_predictions', 'category_to_class', 'quat_to_rot', 'load_nuscenes',
-           'fake_paper_data']
+__all__ = ['ARMS', 'MODES', 'NUSC_CLASSES', 'NUSC_RANGE', 'CAMS', 'MINI_VAL', 'NUSC_LAYOUT', 'MOVING_ATTRS', 'CAPPED_PAPER',
+           'eval_modes', 'model_config', 'scene_config', 'load_data', 'train_arm', 'score', 'tune_arm', 'run_arms',
+           'tuning_table', 'nds_table', 'detail_table', 'plot_predictions', 'category_to_class', 'quat_to_rot',
+           'load_nuscenes', 'fake_paper_data']
 
 # %% ../../nbs/04_cmt/05_experiment.ipynb 6
 ARMS = {  # name: (modalities, masked-modal training, image position encoding)
@@ -328,3 +327,6 @@ def fake_paper_data(root, n_train: int = 2, n_test: int = 1, seed: int = 0) -> P
                     next=ann_tokens[j][i + 1] if i + 1 < n_per_scene else "", num_lidar_pts=int(rng.integers(1, 50)), num_radar_pts=0))
     for n, rows in tables.items(): (ver / f"{n}.json").write_text(json.dumps(rows))
     return base
+
+# %% ../../nbs/04_cmt/05_experiment.ipynb 28
+CAPPED_PAPER = dict(img_h=64, img_w=160, grid=216, n_queries=100, n_val=1, batch=2, topk=50)   # capped paper run: small inputs

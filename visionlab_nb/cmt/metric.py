@@ -5,13 +5,12 @@
 # %% ../../nbs/04_cmt/03_metric.ipynb 1
 from __future__ import annotations
 import numpy as np
-import pandas as pd
 
 # %% auto 0
 __all__ = ['NELEM', 'TP_METRICS', 'TP_NAMES', 'angle_diff', 'scale_iou', 'cummean', 'no_predictions', 'accumulate', 'calc_ap',
            'max_recall_ind', 'calc_tp', 'detection_metrics']
 
-# %% ../../nbs/04_cmt/03_metric.ipynb 5
+# %% ../../nbs/04_cmt/03_metric.ipynb 6
 NELEM = 101
 TP_METRICS = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 TP_NAMES = dict(trans_err="mATE", scale_err="mASE", orient_err="mAOE", vel_err="mAVE", attr_err="mAAE")
@@ -37,7 +36,7 @@ def no_predictions() -> dict:
     return dict(recall=np.linspace(0, 1, NELEM), precision=np.zeros(NELEM), confidence=np.zeros(NELEM),
                 **{k: np.ones(NELEM) for k in TP_METRICS})
 
-# %% ../../nbs/04_cmt/03_metric.ipynb 7
+# %% ../../nbs/04_cmt/03_metric.ipynb 8
 def accumulate(gts: list, preds: list, cls: int, dist_th: float, period: float = 2 * np.pi) -> dict:
     "Interpolated precision, recall, confidence and TP errors of class `cls` at one centre-distance threshold."
     npos = sum(int((g["labels"] == cls).sum()) for g in gts)
@@ -93,7 +92,7 @@ def calc_tp(md: dict, metric: str, min_recall: float = 0.1) -> float:
     first, last = round(100 * min_recall) + 1, max_recall_ind(md)
     return 1.0 if last < first else float(np.mean(md[metric][first:last + 1]))
 
-# %% ../../nbs/04_cmt/03_metric.ipynb 10
+# %% ../../nbs/04_cmt/03_metric.ipynb 11
 def _filter(items: list, max_dist: np.ndarray | None, is_pred: bool) -> list:
     if max_dist is None: return items
     out = []

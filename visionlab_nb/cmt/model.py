@@ -5,11 +5,9 @@
 # %% ../../nbs/04_cmt/02_model.ipynb 1
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field
-import numpy as np
+from dataclasses import dataclass
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 # %% auto 0
@@ -17,7 +15,7 @@ __all__ = ['HEAD_DIMS', 'CMTConfig', 'pillarize', 'ImageBackbone', 'BEVBackbone'
            'pos2embed', 'mlp', 'Attention', 'DecoderLayer', 'Heads', 'inverse_sigmoid', 'CMT', 'decode', 'modal_mask',
            'apply_mask']
 
-# %% ../../nbs/04_cmt/02_model.ipynb 6
+# %% ../../nbs/04_cmt/02_model.ipynb 8
 @dataclass
 class CMTConfig:
     "Sizes of a CMT model (the paper's values in comments; defaults are the toy ones)."
@@ -42,7 +40,7 @@ class CMTConfig:
     img_ch: int = 32                     # image backbone width
     bev_ch: int = 32                     # BEV backbone width
 
-# %% ../../nbs/04_cmt/02_model.ipynb 8
+# %% ../../nbs/04_cmt/02_model.ipynb 10
 def pillarize(points: torch.Tensor, mask: torch.Tensor, cfg: CMTConfig) -> torch.Tensor:
     "Pillar grid [B, 6, G, G] (per sweep: log(1+count), mean z, max z) of points [B, P, 4] (x, y, z, time lag) with validity mask [B, P]."
     B, P, _ = points.shape
@@ -78,7 +76,7 @@ class BEVBackbone(nn.Module):
         self.body = nn.Sequential(_conv(cfg.pillar_ch, c), *down, _conv(c, c), nn.Conv2d(c, cfg.d, 1))
     def forward(self, x): return self.body(x)
 
-# %% ../../nbs/04_cmt/02_model.ipynb 11
+# %% ../../nbs/04_cmt/02_model.ipynb 13
 def depth_bins(cfg: CMTConfig) -> torch.Tensor:
     "The D uniform depths 1 + k (x_max - 1) / D."
     return 1 + torch.arange(cfg.depth_bins) * (cfg.x_max - 1) / cfg.depth_bins
@@ -94,7 +92,7 @@ def normalize_points(p: torch.Tensor, cfg: CMTConfig) -> torch.Tensor:
     lo, hi = torch.tensor(cfg.pc_range[:3]).to(p), torch.tensor(cfg.pc_range[3:]).to(p)
     return (p - lo) / (hi - lo)
 
-# %% ../../nbs/04_cmt/02_model.ipynb 15
+# %% ../../nbs/04_cmt/02_model.ipynb 17
 def pos2embed(pos: torch.Tensor, C: int) -> torch.Tensor:
     "Sine code [..., 2C] of normalised 2D positions [..., 2] (x, y), as CMT's pos2embed: (y code, x code)."
     pos = pos * 2 * math.pi
@@ -106,7 +104,7 @@ def pos2embed(pos: torch.Tensor, C: int) -> torch.Tensor:
 
 def mlp(i, h, o): return nn.Sequential(nn.Linear(i, h), nn.ReLU(inplace=True), nn.Linear(h, o))
 
-# %% ../../nbs/04_cmt/02_model.ipynb 18
+# %% ../../nbs/04_cmt/02_model.ipynb 20
 class Attention(nn.Module):
     "Standard multi-head attention (batch first), written out: on a CPU several times faster than SDPA's flash kernel; large ones in query chunks, recomputed in the backward pass."
     def __init__(self, d: int, n_heads: int, dropout: float = 0.0):
@@ -159,7 +157,7 @@ class Heads(nn.Module):
 def inverse_sigmoid(x, eps=1e-5):
     x = x.clamp(eps, 1 - eps); return torch.log(x / (1 - x))
 
-# %% ../../nbs/04_cmt/02_model.ipynb 20
+# %% ../../nbs/04_cmt/02_model.ipynb 22
 class CMT(nn.Module):
     "Cross-modal transformer for 3D detection from camera images and/or LiDAR points."
     def __init__(self, cfg: CMTConfig = CMTConfig()):
@@ -258,7 +256,7 @@ class CMT(nn.Module):
             outs.append(dict(cls=o["cls"], boxes=torch.cat([ctr, o["dim"], o["rot"], o["vel"]], -1)))
         return outs
 
-# %% ../../nbs/04_cmt/02_model.ipynb 27
+# %% ../../nbs/04_cmt/02_model.ipynb 29
 def decode(out: dict, topk: int = 100, moving_speed: float = 1.0) -> list[dict]:
     "Per sample: boxes [k, 9], labels [k], scores [k], attrs [k] (0 moving, 1 stopped) from one layer's output."
     B, Q, K = out["cls"].shape
@@ -271,7 +269,7 @@ def decode(out: dict, topk: int = 100, moving_speed: float = 1.0) -> list[dict]:
     return [dict(boxes=boxes[i].detach().cpu().numpy(), labels=c[i].cpu().numpy(), scores=s[i].detach().cpu().numpy(),
                  attrs=attrs[i].cpu().numpy()) for i in range(B)]
 
-# %% ../../nbs/04_cmt/02_model.ipynb 30
+# %% ../../nbs/04_cmt/02_model.ipynb 32
 def modal_mask(B: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "Per-sample keep flags (images, points) [B] with P(no images) = P(no points) = 0.25."
     s = torch.rand(B, generator=generator)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import hashlib, os
 from dataclasses import dataclass, asdict
-from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 from ..core.data import cache_dir
@@ -16,7 +15,7 @@ __all__ = ['CLASSES', 'BASE_WLH', 'COLOURS', 'GROUND_Z', 'ATTRS', 'SWEEP_DT', 'S
            'sample_boxes', 'box_corners', 'cast_rays', 'pixel_rays', 'render_camera', 'cast_lidar', 'make_scene',
            'make_scenes', 'box_pixel_check', 'plot_scene']
 
-# %% ../../nbs/04_cmt/01_scenes.ipynb 5
+# %% ../../nbs/04_cmt/01_scenes.ipynb 6
 CLASSES = ("car", "truck", "bus")                                   # toy classes (nuScenes names)
 BASE_WLH = np.array([[1.8, 4.2, 1.6], [2.2, 5.2, 2.1], [2.5, 6.2, 2.6]])   # mean width, length, height per class (m)
 COLOURS = np.array([[0.85, 0.15, 0.1], [0.15, 0.65, 0.2], [0.15, 0.3, 0.9]])  # class albedo (RGB)
@@ -40,7 +39,7 @@ class SceneConfig:
     max_points: int = 2048    # points stored per scene (padded)
     img_noise: float = 0.03   # pixel noise sigma
 
-# %% ../../nbs/04_cmt/01_scenes.ipynb 7
+# %% ../../nbs/04_cmt/01_scenes.ipynb 8
 def make_cameras(cfg: SceneConfig = SceneConfig()) -> dict:
     "Intrinsics K [n,3,3], camera-to-LiDAR rotations R [n,3,3] and translations t [n,3], and lidar2img [n,4,4]."
     n, H, W = cfg.n_cams, cfg.img_h, cfg.img_w
@@ -63,7 +62,7 @@ def project(points: np.ndarray, lidar2img: np.ndarray) -> tuple[np.ndarray, np.n
     d = p[..., 2]
     return p[..., :2] / np.where(np.abs(d) < 1e-9, 1e-9, d)[..., None], d
 
-# %% ../../nbs/04_cmt/01_scenes.ipynb 10
+# %% ../../nbs/04_cmt/01_scenes.ipynb 11
 def sample_boxes(rng: np.random.Generator, cfg: SceneConfig = SceneConfig()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Boxes [m, 9] (x, y, z, w, l, h, yaw, vx, vy), labels [m] and attribute ids [m] of one scene."
     m = rng.integers(1, cfg.max_boxes + 1)
@@ -91,7 +90,7 @@ def box_corners(box: np.ndarray) -> np.ndarray:
     R = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
     return c @ R.T + np.array([x, y, z])
 
-# %% ../../nbs/04_cmt/01_scenes.ipynb 12
+# %% ../../nbs/04_cmt/01_scenes.ipynb 13
 def cast_rays(origins: np.ndarray, dirs: np.ndarray, boxes: np.ndarray, max_dist: float = 60.0):
     "Nearest hit of rays (origins [n,3], unit dirs [n,3]) with boxes and the ground: distance [n], box id [n] (-1 ground, -2 none), face normal in box frame [n,3]."
     n = len(dirs)
@@ -117,7 +116,7 @@ def cast_rays(origins: np.ndarray, dirs: np.ndarray, boxes: np.ndarray, max_dist
             t_best[ok] = tn[ok]; hit[ok] = k; normal[ok] = nrm
     return t_best, hit, normal
 
-# %% ../../nbs/04_cmt/01_scenes.ipynb 15
+# %% ../../nbs/04_cmt/01_scenes.ipynb 16
 _SUN = np.array([0.4, 0.3, 0.85]) / np.linalg.norm([0.4, 0.3, 0.85])
 
 def pixel_rays(cams: dict, i: int, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +155,7 @@ def render_camera(cams: dict, i: int, boxes: np.ndarray, labels: np.ndarray, cfg
     img = img + rng.normal(0, cfg.img_noise, img.shape)
     return np.clip(img, 0, 1).reshape(H, W, 3).transpose(2, 0, 1).astype(np.float32)
 
-# %% ../../nbs/04_cmt/01_scenes.ipynb 17
+# %% ../../nbs/04_cmt/01_scenes.ipynb 18
 def cast_lidar(boxes: np.ndarray, cfg: SceneConfig, rng) -> np.ndarray:
     "Points [n, 4] (x, y, z, time lag) of the current and the previous sweep."
     el = np.deg2rad(np.linspace(-15, 5, cfg.n_beams)); az = np.deg2rad(np.arange(0, 360, cfg.az_step))
@@ -172,7 +171,7 @@ def cast_lidar(boxes: np.ndarray, cfg: SceneConfig, rng) -> np.ndarray:
         out.append(np.concatenate([pts, np.full((len(pts), 1), lag)], 1))
     return np.concatenate(out).astype(np.float32)
 
-# %% ../../nbs/04_cmt/01_scenes.ipynb 19
+# %% ../../nbs/04_cmt/01_scenes.ipynb 20
 def make_scene(seed: int, i: int, cfg: SceneConfig = SceneConfig(), cams: dict | None = None) -> dict:
     "Scene i of stream `seed`: images [n_cams, 3, H, W], points [n, 4], boxes [m, 9], labels [m], attrs [m]."
     cams = cams or make_cameras(cfg)
@@ -209,7 +208,7 @@ def make_scenes(n: int, seed: int = 0, cfg: SceneConfig = SceneConfig(), cache: 
         np.savez_compressed(tmp, **out); os.replace(tmp, path)
     return out
 
-# %% ../../nbs/04_cmt/01_scenes.ipynb 22
+# %% ../../nbs/04_cmt/01_scenes.ipynb 23
 def box_pixel_check(scene: dict, cams: dict, cfg: SceneConfig = SceneConfig()) -> list[bool]:
     "For each (box, camera) where the box centre projects inside the image: is the pixel there painted with the box's class colour hue?"
     res = []
@@ -226,7 +225,7 @@ def box_pixel_check(scene: dict, cams: dict, cfg: SceneConfig = SceneConfig()) -
             res.append(int(np.argmax(px - px.mean())) == int(np.argmax(COLOURS[scene["labels"][k]])))
     return res
 
-# %% ../../nbs/04_cmt/01_scenes.ipynb 25
+# %% ../../nbs/04_cmt/01_scenes.ipynb 26
 def plot_scene(scene: dict, cfg: SceneConfig = SceneConfig(), pred: dict | None = None, ax=None, title: str = ""):
     "Bird's-eye view of a scene's points and boxes (and optional predictions {boxes, labels, scores}); returns the axis."
     if ax is None: _, ax = plt.subplots(figsize=(4, 4))

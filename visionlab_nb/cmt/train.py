@@ -4,7 +4,7 @@
 
 # %% ../../nbs/04_cmt/04_train.ipynb 1
 from __future__ import annotations
-import math, time
+import math
 import numpy as np
 import torch
 import torch.nn.functional as F
