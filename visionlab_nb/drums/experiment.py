@@ -220,7 +220,7 @@ def results_table(res: dict, base: dict):
                                               "valid": "valid format", "dup": "dup. of train measures",
                                               "gap": "2-means gap", "intra": "2-means intra"})
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 25
+# %% ../../nbs/07_drums/06_experiment.ipynb 26
 def fake_paper_data(root: str | Path) -> Path:
     "A tiny Groove MIDI Dataset in its real layout under `root` (10-measure grooves; 6 train, 2 validation, 2 test)."
     return fake_gmd(root, {"train": 6, "validation": 2, "test": 2}, n_measures=10, seed=0)
