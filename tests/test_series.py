@@ -53,6 +53,13 @@ def test_overview_contract(name):
     assert all(c.decide is not None and c.rule for c in ov.CLAIMS)
 
 @pytest.mark.parametrize("name", _kit_series())
+def test_reproduce_is_skipped_by_nbdev_test(name):
+    "The reproduce notebook runs the experiment: `nbdev_test` (make test) must skip it (front matter `skip_exec: true`)."
+    from visionlab_nb.core.docs import front_matter, _read
+    nb = next((ROOT / "nbs").glob(f"[0-9]*_{name}/99_reproduce.ipynb"))
+    assert front_matter(_read(nb)).get("skip_exec") is True, f"{nb}: give it the front matter `skip_exec: true`"
+
+@pytest.mark.parametrize("name", _kit_series())
 def test_every_decide_gives_each_declared_outcome(name):
     "A decide that always says 'holds' (or ignores its metrics) fails here: each claim declares examples of its outcomes."
     for c in overview(name).CLAIMS:
