@@ -14,17 +14,15 @@ from visionlab_nb.core import docs
 # only warns (so that a fix elsewhere never breaks this test).
 KNOWN_BAD = {
     # published quick runs made before Run.finish stopped truncating: republish them
-    ('truncated', '01_dat/99_reproduce.ipynb'),
     ('truncated', '06_pmtiqa/99_reproduce.ipynb'),
     ('truncated', '07_drums/99_reproduce.ipynb'),
     ('truncated', '09_reliant/99_reproduce.ipynb'),
     ('truncated', '05_doorping/99_reproduce.ipynb'),   # its convergence table, where nbdev re-runs it after another page left pandas' width at its default
-    # emo (issue 8): the latency page to re-execute on a quiet machine, the quick run to publish
+    # emo (issue 8): the latency page to re-execute on a quiet machine
     ('truncated', '10_emo/03_measure.ipynb'),
-    ('outputs', '10_emo/99_reproduce.ipynb'),
 }
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")   # session, not module: under xdist a module fixture is rebuilt when another file's test runs in between
 def site():
     "The processed site of the notebooks git tracks, and its problems grouped by check."
     # kept between runs (a cache: only changed notebooks are processed again), outside any dot-folder, which nbdev would skip

@@ -180,3 +180,18 @@ def test_official_checkpoint(tmp_path):
     m2 = load_official(tmp_path / "net.pth", "EMO-1M")
     assert torch.equal(m2.head.weight, sd["head.weight"])
     assert official_logits({"out": torch.ones(2), "out_kd": torch.zeros(2)}).sum() == 2
+
+
+def test_training_in_processes_equals_in_process(tmp_path):
+    "The arms' runs spread over two processes give the same lrs and accuracies as every run in this process."
+    from visionlab_nb.core.series import Run
+    from visionlab_nb.emo.experiment import load_data, run_training
+    from visionlab_nb.emo.overview import PROFILES
+    metrics = []
+    for workers in (1, 2):
+        run = Run("emo", PROFILES, "smoke", {"lr_grid": "0.003", "max_steps": 2}, out_dir=tmp_path / str(workers))
+        run_training(run, run.P, load_data(run.P), workers=workers)
+        metrics.append(run.metrics)
+    assert set(metrics[0]) == {f"{k}/{a}" for k in ("acc", "acc_E", "lr") for a in
+                              ("EMO", "MobileNetV2", "MobileNetV3-S", "ViT", "EMO-MHSA", "EMO-FFN", "EMO-IRB")}
+    assert metrics[0] == metrics[1]

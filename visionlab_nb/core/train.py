@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 # %% auto 0
-__all__ = ['get_device', 'seed_everything', 'set_threads', 'make_loader', 'accuracy', 'fit', 'predict', 'evaluate',
-           'save_checkpoint', 'load_checkpoint']
+__all__ = ['get_device', 'seed_everything', 'set_threads', 'cpu_share', 'pmap', 'make_loader', 'accuracy', 'fit', 'predict',
+           'evaluate', 'save_checkpoint', 'load_checkpoint']
 
 # %% ../../nbs/00_core/01_train.ipynb 5
 def get_device(device: str = "auto") -> torch.device:
@@ -48,13 +48,39 @@ def set_threads(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 # %% ../../nbs/00_core/01_train.ipynb 11
+def cpu_share() -> int:
+    "Cores this run may use: `VISIONLAB_THREADS` (cores ÷ N under `visionlab reproduce --jobs N`), else the cores of this process."
+    n = os.environ.get("VISIONLAB_THREADS", "").strip()
+    if n.isdigit() and int(n) > 0: return int(n)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+def _init_worker(threads: int):
+    torch.set_num_threads(max(1, threads))
+
+def pmap(fn,                    # a module-level function (spawned processes import it by name)
+         jobs: list[tuple],     # the argument tuples, one per call
+         workers: int = 1,      # processes; 1 runs the jobs here, one after the other
+         threads: int = 1,      # torch threads in each process
+         desc: str = "runs") -> list:
+    "`[fn(*job) for job in jobs]`, in `workers` spawned processes when > 1 (results in job order); CUDA jobs stay in this process."
+    from visionlab_nb.core.progress import progress
+    if workers <= 1 or len(jobs) <= 1 or any(isinstance(x, (str, torch.device)) and str(x).startswith("cuda") for j in jobs for x in j):
+        return [fn(*j) for j in progress(jobs, desc=desc)]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads,)) as ex:
+        futures = [ex.submit(fn, *j) for j in jobs]
+        return [f.result() for f in progress(futures, desc=desc)]
+
+# %% ../../nbs/00_core/01_train.ipynb 14
 def make_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int = 128, shuffle: bool = True, seed: int = 0,
                 drop_last: bool = False) -> DataLoader:
     "A DataLoader over tensors `x`, `y` with a seeded shuffle."
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       generator=torch.Generator().manual_seed(seed) if shuffle else None)
 
-# %% ../../nbs/00_core/01_train.ipynb 14
+# %% ../../nbs/00_core/01_train.ipynb 17
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     "Top-1 accuracy of `logits` [N, C] against labels `y` [N]."
     return (logits.argmax(-1) == y).float().mean().item()
@@ -101,7 +127,7 @@ def evaluate(model: nn.Module, data, device="cpu", batch_size: int = 512) -> flo
             correct += (model(xb.to(device)).argmax(-1).cpu() == yb).sum().item(); n += len(yb)
     return correct / max(n, 1)
 
-# %% ../../nbs/00_core/01_train.ipynb 18
+# %% ../../nbs/00_core/01_train.ipynb 21
 def save_checkpoint(path, model: nn.Module, opt: torch.optim.Optimizer | None = None, **extra) -> Path:
     "Save model (and optimizer) state with `extra` values to `path`, atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,9 +20,9 @@ from .distributed import TrainConfig, save_data_file, launch_local, read_result
 
 
 # %% auto 0
-__all__ = ['MILESTONE_FRACS', 'ARMS', 'official_milestones', 'scaled_lr', 'fake_paper_data', 'prepare_data', 'global_batch',
-           'base_config', 'main_plan', 'grid', 'run_job', 'arm_of', 'collect', 'tune_lr', 'summary_table', 'wire_bytes',
-           'wire_table', 'accuracy_figure']
+__all__ = ['MILESTONE_FRACS', 'CAPPED_PAPER', 'ARMS', 'official_milestones', 'scaled_lr', 'fake_paper_data', 'prepare_data',
+           'global_batch', 'base_config', 'main_plan', 'grid', 'run_job', 'arm_of', 'collect', 'tune_lr',
+           'summary_table', 'wire_bytes', 'wire_table', 'accuracy_figure']
 
 # %% ../../nbs/01_dat/07_experiment.ipynb 5
 MILESTONE_FRACS = (0.75, 0.90, 0.95)   # the code's CIFAR milestones [75, 90, 95] as fractions of its ~100 epochs
@@ -43,6 +43,8 @@ def fake_paper_data(root) -> Path:
     """A tiny CIFAR-10 (the paper profile's dataset) in its real on-disk format (python pickles) under `root`: 4 images per file,
     so a capped paper run (PreActResNet-18, PGD-10) stays within a minute on a CPU."""
     return write_fake("cifar10", root, n=4)
+
+CAPPED_PAPER = dict(train_steps=1, eval_steps=1, lamb_grid="0.01", sgd_grid="0.05")   # capped paper run: 1-step attacks, one lr each
 
 def _teacher_labels(P, x_l, y_l, x_u, seed: int, device) -> torch.Tensor:
     """Pseudo-labels of the pool from a standard model trained on the labeled part (P.teacher_steps Adam steps, capped by max_steps)."""

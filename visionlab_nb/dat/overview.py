@@ -45,7 +45,7 @@ class DatProfile(Profile):
 PROFILES = dict(
     smoke=DatProfile(n_seeds=1, n_train=256, n_test=100, train_steps=1, eval_steps=2, epochs=1, warmup_epochs=0,
                      lamb_grid="0.01", sgd_grid="0.05", n_labeled=60, teacher_steps=5),
-    quick=DatProfile(n_seeds=3),
+    quick=DatProfile(n_seeds=3, epochs=15),
     paper=DatProfile(n_seeds=3, dataset="cifar10", model="preact_resnet18", eps=8 / 255, alpha=2 / 255, train_steps=10,
                      eval_steps=10, batch=512, epochs=100, warmup_epochs=5, augment=True, val_frac=0.1,
                      n_labeled=4000, teacher_steps=2000),

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from ..core.fair import train_val_split, tune, tune_seeds
-from ..core.progress import progress, log_line
+from ..core.progress import log_line
+from ..core.train import pmap
 from ..core.claims import fmt
 from .overview import DrumsProfile, parse_list
 from .drumroll import MEASURE_CHARS, encode, split_prompt
@@ -21,7 +22,7 @@ from .evaluate import (stability, random_roll, repeat_roll, two_cluster, measure
 
 # %% auto 0
 __all__ = ['DATA_SEED', 'ARMS', 'METRIC_KEYS', 'DrumsData', 'load_data', 'finetune_subset', 'gpt_config', 'pretrain', 'new_model',
-           'finetune', 'pmap', 'tune_score', 'tune_arms', 'continue_prompts', 'structure_metrics', 'baseline_metrics',
+           'finetune', 'tune_score', 'tune_arms', 'continue_prompts', 'structure_metrics', 'baseline_metrics',
            'run_arm', 'train_arms', 'run_all', 'to_metrics', 'results_table', 'fake_paper_data']
 
 # %% ../../nbs/07_drums/06_experiment.ipynb 5
@@ -92,22 +93,7 @@ def finetune(P: DrumsProfile, arm: str, texts: list[str], val_texts: list[str], 
                     warmup=max(1, _cap(P, P.steps) // 20), snapshot_at=snapshot_at if snapshot_at < steps else 0)
     return model, hist
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 10
-def _init_worker(threads: int):
-    torch.set_num_threads(max(1, threads))
-
-def pmap(fn, jobs: list[tuple], workers: int = 1, threads: int = 1, desc: str = "runs") -> list:
-    "`[fn(*job) for job in jobs]`, in `workers` processes when > 1 (results in job order)."
-    if workers <= 1 or len(jobs) <= 1 or any(isinstance(x, (str, torch.device)) and str(x).startswith("cuda") for j in jobs for x in j):
-        return [fn(*j) for j in progress(jobs, desc=desc)]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as ex:
-        futures = [ex.submit(fn, *j) for j in jobs]
-        return [f.result() for f in progress(futures, desc=desc)]
-
-# %% ../../nbs/07_drums/06_experiment.ipynb 14
+# %% ../../nbs/07_drums/06_experiment.ipynb 13
 def tune_score(P: DrumsProfile, arm: str, lr: float, s: int, data: DrumsData, pre_state: dict | None, device="cpu") -> float:
     "Best validation NLL of `arm` fine-tuned with `lr` and tuning seed `s` on the largest fine-tuning set."
     n = parse_list(P.sizes, int)[-1]
@@ -121,7 +107,7 @@ def tune_arms(P: DrumsProfile, data: DrumsData, pre_state: dict, seed: int = 0, 
     scores = dict(zip([(j[1], j[2], j[3]) for j in jobs], pmap(tune_score, jobs, P.workers, P.threads, desc="tuning lr")))
     return {arm: tune(lambda lr, s: scores[(arm, lr, s)], grid, seeds, name=f"lr ({arm})", higher_is_better=False) for arm in ARMS}
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 16
+# %% ../../nbs/07_drums/06_experiment.ipynb 15
 def continue_prompts(model: GPT, P: DrumsProfile, texts: list[str], seed: int) -> tuple[list[str], list[str]]:
     "Prompts (first two measures) of `texts` and the model's continuations."
     prompts = [split_prompt(t)[0] for t in texts]
@@ -155,7 +141,7 @@ def baseline_metrics(data: DrumsData, P: DrumsProfile, seed: int = 0) -> dict:
                                       measure_table(data.texts("train")))
     return out
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 19
+# %% ../../nbs/07_drums/06_experiment.ipynb 18
 def run_arm(P: DrumsProfile, arm: str, n: int, seed: int, lr: float, data: DrumsData, pre_state, device="cpu",
             converge: bool = False) -> dict:
     "Fine-tune `arm` on `n` grooves with `seed` and `lr` (for 2E steps with `converge`); test NLL, curve, structure metrics."
@@ -190,7 +176,7 @@ def run_all(P: DrumsProfile, seeds: list[int], data: DrumsData, pre_state: dict,
     runs = train_arms(P, seeds, data, pre_state, {a: t.best for a, t in tuned.items()}, device)
     return dict(tuned=tuned, runs=runs, conv=[r["conv"] for r in runs if "conv" in r], sizes=parse_list(P.sizes, int))
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 21
+# %% ../../nbs/07_drums/06_experiment.ipynb 20
 METRIC_KEYS = ("nll", "stability", "collapse", "valid", "dup", "gap", "intra")
 
 def to_metrics(res: dict, base: dict, seeds: list[int]) -> dict:
@@ -220,7 +206,7 @@ def results_table(res: dict, base: dict):
                                               "valid": "valid format", "dup": "dup. of train measures",
                                               "gap": "2-means gap", "intra": "2-means intra"})
 
-# %% ../../nbs/07_drums/06_experiment.ipynb 26
+# %% ../../nbs/07_drums/06_experiment.ipynb 25
 def fake_paper_data(root: str | Path) -> Path:
     "A tiny Groove MIDI Dataset in its real layout under `root` (10-measure grooves; 6 train, 2 validation, 2 test)."
     return fake_gmd(root, {"train": 6, "validation": 2, "test": 2}, n_measures=10, seed=0)

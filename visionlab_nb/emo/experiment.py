@@ -5,6 +5,7 @@
 # %% ../../nbs/10_emo/04_experiment.ipynb 1
 from __future__ import annotations
 from dataclasses import replace
+from functools import lru_cache
 import numpy as np
 import pandas as pd
 import torch
@@ -12,16 +13,15 @@ import torch.nn.functional as F
 from ..core.data import load_tensors
 from ..core.fair import train_val_split, tune, tune_seeds
 from ..core.fake_data import write_fake_cifar
-from ..core.progress import progress
-from ..core.train import seed_everything, evaluate
+from ..core.train import seed_everything, evaluate, cpu_share, pmap
 from .models import (EMO, EMOConfig, EMO_CONFIGS, OFFICIAL_PARAMS_M, PAPER_FLOPS_M, emo, small_input,
                                      count_params, mobilenet_v2_32, mobilenet_v3_32, vit_tiny_32, match_params)
 from .measure import count_flops, analytic_flops, benchmark_models, PAPER_PAIRS
 
 # %% auto 0
-__all__ = ['CIFAR_LAYOUT', 'EMO_DIGITS', 'ABLATION', 'load_data', 'fake_paper_data', 'emo_config', 'build_arms', 'arms_table',
-           'shift_flip', 'train_eval', 'tune_arm', 'run_training', 'tuning_table', 'accuracy_table', 'run_sizes',
-           'run_latency']
+__all__ = ['CIFAR_LAYOUT', 'CAPPED_PAPER', 'EMO_DIGITS', 'ABLATION', 'load_data', 'fake_paper_data', 'emo_config', 'build_arms',
+           'arms_table', 'shift_flip', 'train_eval', 'tune_arm', 'run_training', 'tuning_table', 'accuracy_table',
+           'run_sizes', 'run_latency']
 
 # %% ../../nbs/10_emo/04_experiment.ipynb 5
 CIFAR_LAYOUT = "data_root/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} (the python version of CIFAR-10, as torchvision downloads it)"
@@ -50,6 +50,8 @@ def fake_paper_data(root) -> str:
     "Write a tiny CIFAR-10 in its real on-disk format (python pickles) under `root`; return `root` (for `data_root`)."
     write_fake_cifar(root)
     return str(root)
+
+CAPPED_PAPER = dict(lr_grid="0.001")   # capped paper run: one lr
 
 # %% ../../nbs/10_emo/04_experiment.ipynb 8
 EMO_DIGITS = small_input(EMOConfig(depths=(1, 1, 2, 2), dims=(16, 24, 32, 64), exp_ratios=(2.0, 2.5, 3.0, 3.5),
@@ -137,24 +139,38 @@ def tune_arm(build, xtr, ytr, P, seed: int, device="cpu"):
     score = lambda lr, s: train_eval(build, xa, ya, {"val": (xv, yv)}, P, lr, s, P.epochs, device=device)
     return tune(lambda lr, s: next(iter(score(lr, s).values())), P.lrs, tune_seeds(seed), name="lr")
 
-def run_training(run, P, data, threads: int = 1) -> dict:
-    """Every arm: lr tuned on validation, then n_seeds runs to 2E epochs, test accuracy at E and 2E into run.metrics. On the CPU the arms
-    train on `threads` torch threads (the setting is restored after): they are ~0.1 M-parameter models on 16² images, one epoch of all
-    seven arms takes about 6 s of CPU on one thread, and on a shared, loaded machine two threads mostly wait on each other."""
+@lru_cache(maxsize=4)
+def _arms(P) -> dict:
+    "build_arms(P), built once per process (the peers' widths are searched by parameter count)."
+    return build_arms(P)
+
+def _tune_job(P, name: str, lr: float, s: int, xtr, ytr, split_seed: int, device="cpu") -> float:
+    "Validation accuracy of arm `name` at `lr` with tuning seed `s` after E epochs (one job of `tune_arm`, run anywhere)."
+    xa, ya, xv, yv = train_val_split(xtr, ytr, P.val_frac, split_seed)
+    return next(iter(train_eval(_arms(P)[name], xa, ya, {"val": (xv, yv)}, P, lr, s, P.epochs, device=device).values()))
+
+def _final_job(P, name: str, lr: float, s: int, xtr, ytr, xte, yte, device="cpu") -> tuple[float, float]:
+    "Test accuracy of arm `name` at `lr` with seed `s` at E and at 2E epochs (one run)."
+    acc = train_eval(_arms(P)[name], xtr, ytr, {"test": (xte, yte)}, P, lr, s, 2 * P.epochs, at=[P.epochs, 2 * P.epochs], device=device)
+    accs = [a for _, a in sorted(acc.items(), key=lambda kv: kv[0][1])]
+    return accs[0], accs[-1]
+
+def run_training(run, P, data,
+                 workers: int | None = None) -> dict:   # CPU processes of one thread each; default: core.train.cpu_share()
+    """Every arm: lr tuned on validation, then n_seeds runs to 2E epochs, test accuracy at E and 2E into run.metrics. On the CPU the runs
+    are independent jobs spread over `workers` processes of one thread each (`core.train.pmap`): the arms are ~0.1 M-parameter models
+    on 16² images, which one thread keeps busy; the results are the same as one after the other, since every run seeds itself."""
     xtr, ytr, xte, yte = data
-    arms, tuned, saved = build_arms(P), {}, torch.get_num_threads()
-    if str(run.device).startswith("cpu"): torch.set_num_threads(threads)
-    try:
-        for name, build in progress(list(arms.items()), desc="arms"):
-            tr = tune_arm(build, xtr, ytr, P, run.seed, run.device)
-            tuned[name] = tr
-            run.metrics[f"lr/{name}"] = [float(tr.best)]
-            for s in run.seeds:
-                acc = train_eval(build, xtr, ytr, {"test": (xte, yte)}, P, tr.best, s, 2 * P.epochs, at=[P.epochs, 2 * P.epochs],
-                                 device=run.device)
-                accs = [a for _, a in sorted(acc.items(), key=lambda kv: kv[0][1])]
-                run.add(f"acc_E/{name}", accs[0]); run.add(f"acc/{name}", accs[-1])
-    finally: torch.set_num_threads(saved)
+    dev = str(run.device)
+    workers = (workers or cpu_share()) if dev.startswith("cpu") else 1
+    names, t_seeds = list(build_arms(P)), tune_seeds(run.seed)
+    jobs = [(P, n, lr, s, xtr, ytr, run.seed, dev) for n in names for lr in P.lrs for s in t_seeds]
+    scores = dict(zip([j[1:4] for j in jobs], pmap(_tune_job, jobs, workers, desc="tuning lr")))
+    tuned = {n: tune(lambda lr, s: scores[(n, lr, s)], P.lrs, t_seeds, name="lr") for n in names}
+    jobs = [(P, n, tuned[n].best, s, xtr, ytr, xte, yte, dev) for n in names for s in run.seeds]
+    for (_, n, lr, *_), (acc_e, acc) in zip(jobs, pmap(_final_job, jobs, workers, desc="runs to 2E")):
+        run.add(f"acc_E/{n}", acc_e); run.add(f"acc/{n}", acc)
+    for n in names: run.metrics[f"lr/{n}"] = [float(tuned[n].best)]
     return tuned
 
 def tuning_table(tuned: dict) -> pd.DataFrame:

@@ -145,7 +145,7 @@ def latency_rounds(models: dict,            # name -> callable (a module in eval
                    x: torch.Tensor,         # the input (batch 1, 224² for the paper's setting)
                    rounds: int = 5,         # interleaved rounds
                    runs: int = 5,           # calls per measurement
-                   threads: int = 2,        # torch threads during the measurement
+                   threads: int = 1,        # torch threads during the measurement
                   ) -> dict:                # name -> per-round seconds per call
     "Seconds per call of each model, one `torch.utils.benchmark` measurement per model per round, order rotated each round."
     names, out = list(models), {n: [] for n in models}
@@ -168,7 +168,7 @@ def latency_table(rounds: dict,             # from `latency_rounds`, keys "<mode
     return table, ratios
 
 def benchmark_models(names=tuple(LATENCY_MODELS),  # display names to time
-                     img_size: int = 224, rounds: int = 5, runs: int = 5, threads: int = 2) -> tuple[pd.DataFrame, dict, dict]:
+                     img_size: int = 224, rounds: int = 5, runs: int = 5, threads: int = 1) -> tuple[pd.DataFrame, dict, dict]:
     "Build every model in eager and deploy form and time them together: (table, ratios, per-round seconds)."
     torch.manual_seed(0)
     fns, notes = {}, {}

@@ -24,7 +24,7 @@ class EmoProfile(Profile):
     lat_img: int = 224              # latency input side (>= 32)
     lat_rounds: int = 5             # interleaved latency rounds; ratios are taken within a round (>= 1)
     lat_runs: int = 5               # calls per model per round (>= 1)
-    lat_threads: int = 2            # torch threads while timing (>= 1)
+    lat_threads: int = 1            # torch threads while timing; two OpenMP threads stall when other processes share the cores (>= 1)
     dataset: str = "digits"         # training data (one of: digits, cifar10)
     img_size: int = 16              # training image side; digits are upsampled from 8x8 (>= 8)
     n_train: int = 0                # training images used; 0 = all (>= 0)
@@ -124,7 +124,7 @@ CLAIMS = [
           examples=dict(holds=_acc(_HI, _ablat(_MID)), fails=_acc(_LO, _ablat(_MID)), inconclusive=_acc(_WIDE, _ablat(_MID)))),
     Claim("emo.latency", "EMO-1M/2M/5M are faster than EdgeNeXt-XXS/XS/S, their peers at the same size.",
           "2.8-4.0x faster than EdgeNeXt on an iPhone 14 (Core ML)",
-          "CPU time at batch 1, 224², 2 threads, torch.utils.benchmark, deploy form (BN folded) for every model, "
+          "CPU time at batch 1, 224², 1 thread, torch.utils.benchmark, deploy form (BN folded) for every model, "
           "per-round ratios EMO / EdgeNeXt in one interleaved run; eager ratios reported",
           decide=decide_latency,
           examples=dict(holds=_lat([0.5, 0.52, 0.51]), fails=_lat([2.0, 2.1, 2.05]), inconclusive=_lat([0.5, 1.5, 1.0]))),
