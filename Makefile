@@ -44,8 +44,9 @@ sync-check: install
 	  esac; fi; done; \
 	if [ $$bad = 1 ]; then echo "sync-check: out of sync; nothing was changed"; exit 1; else echo "sync-check: package and notebooks in sync"; fi
 
+## the notebooks' own tests, two at a time, one torch thread each (two OpenMP threads per notebook on two cores mostly wait on each other)
 nbtest: install
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=15 tests/

@@ -13,13 +13,7 @@ from visionlab_nb.core import docs
 # by its series (or the lead, or the runner helper) and reported to the lead, who empties this set as they are fixed. A problem not listed here fails the test, and an entry that no longer fails
 # only warns (so that a fix elsewhere never breaks this test).
 KNOWN_BAD = {
-    # published quick runs made before Run.finish stopped truncating: republish them
-    ('truncated', '06_pmtiqa/99_reproduce.ipynb'),
-    ('truncated', '07_drums/99_reproduce.ipynb'),
-    ('truncated', '09_reliant/99_reproduce.ipynb'),
-    ('truncated', '05_doorping/99_reproduce.ipynb'),   # its convergence table, where nbdev re-runs it after another page left pandas' width at its default
-    # emo (issue 8): the latency page to re-execute on a quiet machine
-    ('truncated', '10_emo/03_measure.ipynb'),
+    ('truncated', '05_doorping/99_reproduce.ipynb'),   # its convergence table (pandas' default column width): republish
 }
 
 @pytest.fixture(scope="session")   # session, not module: under xdist a module fixture is rebuilt when another file's test runs in between
