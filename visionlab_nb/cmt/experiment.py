@@ -4,7 +4,8 @@
 
 # %% ../../nbs/04_cmt/05_experiment.ipynb 1
 from __future__ import annotations
-import json, math, uuid
+import json, math, uuid, multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -12,9 +13,9 @@ import torch
 import matplotlib.pyplot as plt
 from PIL import Image
 from ..core.fair import tune, tune_seeds
-from ..core.progress import progress
+from ..core.progress import progress, log_line
 from .scenes import SceneConfig, make_scenes, plot_scene, CLASSES
-from .model import CMTConfig
+from .model import CMT, CMTConfig
 from .metric import detection_metrics
 from .train import train_cmt, predict, ground_truth
 
@@ -45,11 +46,12 @@ def model_config(P, arm: str, n_classes: int = 3, n_cams: int = 4) -> CMTConfig:
     return CMTConfig(n_classes=n_classes, n_cams=n_cams, img_hw=(P.img_h, P.img_w), img_stride=P.img_stride, modalities=mods,
                      img_pe=pe, d=P.d, n_heads=P.n_heads, ffn=P.ffn, n_layers=P.n_layers, n_queries=P.n_queries,
                      depth_bins=P.depth_bins, x_max=P.x_max, pc_range=(-r, -r, -5.0, r, r, 3.0), grid=P.grid,
-                     bev_stride=P.bev_stride, dropout=P.dropout)
+                     bev_stride=P.bev_stride, dropout=P.dropout, pe_gain=P.pe_gain)
 
 # %% ../../nbs/04_cmt/05_experiment.ipynb 9
 def scene_config(P) -> SceneConfig:
-    return SceneConfig(img_h=P.img_h, img_w=P.img_w, bev_range=P.bev_range)
+    "The synthetic scenes of profile P: image size, detection range and at most `max_boxes` objects per scene."
+    return SceneConfig(img_h=P.img_h, img_w=P.img_w, bev_range=P.bev_range, max_boxes=P.max_boxes)
 
 def load_data(P, data_root: str = "") -> dict:
     "{'train', 'val', 'test'} scene arrays and the class names of the profile's dataset."
@@ -74,9 +76,10 @@ def score(model, P, arm: str, split: dict, data: dict, device="cpu") -> dict:
                                    class_range=data["class_range"]) for suf, drop in eval_modes(arm).items()}
 
 # %% ../../nbs/04_cmt/05_experiment.ipynb 13
-def tune_arm(P, arm: str, data: dict, seed: int, device="cpu"):
-    "core.fair.TuneResult of the arm's lr grid by validation NDS."
+def tune_arm(P, arm: str, data: dict, seed: int, device="cpu", scores: dict | None = None):
+    "core.fair.TuneResult of the arm's lr grid by validation NDS; `scores` {(lr, seed): NDS} already measured are looked up."
     def val_nds(lr, s):
+        if scores is not None and (lr, s) in scores: return scores[(lr, s)]
         m = train_arm(P, arm, lr, s, data, device)
         return score(m, P, arm, data["val"], data, device)[""]["NDS"]
     if len(P.lrs) == 1:
@@ -92,19 +95,51 @@ def run_arms(run, P, data: dict) -> tuple[dict, dict]:
     finally: torch.set_num_threads(before)
     return tuned, models
 
+_JOB = {}                                                            # the data, inherited by forked workers
+
+def _train_score(P, arm, lr, seed, split, device, keep):
+    "One training run scored on data[split] in every test-time mode: ({suffix: metrics}, state_dict if keep)."
+    torch.set_num_threads(P.threads)
+    data = _JOB["data"]
+    m = train_arm(P, arm, lr, seed, data, device)
+    res = score(m, P, arm, data[split], data, device)
+    return res, ({k: v.detach().cpu().clone() for k, v in m.state_dict().items()} if keep else None)
+
+_COST = {"camera": 2, "lidar": 1}                                    # relative run time: fused arms (3) go first
+
+def _map_runs(P, data, jobs: list, device) -> list:
+    "Results of jobs [(arm, lr, seed, split, keep)], in P.workers forked processes where allowed, else one after the other."
+    _JOB["data"] = data
+    workers = min(P.workers, len(jobs)) if str(device) == "cpu" and "fork" in multiprocessing.get_all_start_methods() else 1
+    if workers <= 1:
+        return [_train_score(P, *j[:4], device, j[4]) for j in progress(jobs, desc="runs")]
+    order = sorted(range(len(jobs)), key=lambda i: -_COST.get(jobs[i][0], 3))
+    out = [None] * len(jobs)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+        futs = {i: ex.submit(_train_score, P, *jobs[i][:4], device, jobs[i][4]) for i in order}
+        for n, i in enumerate(order):
+            out[i] = futs[i].result(); log_line(f"runs: {n + 1}/{len(jobs)} ({jobs[i][0]}, lr {jobs[i][1]:g}, seed {jobs[i][2]})")
+    return out
+
 def _run_arms(run, P, data, tuned, models):
-    for arm in progress(P.arm_list, desc="arms"):
-        tuned[arm] = tune_arm(P, arm, data, run.seed, run.device)
-        for s in run.seeds:
-            m = train_arm(P, arm, tuned[arm].best, s, data, run.device)
-            for suf, r in score(m, P, arm, data["test"], data, run.device).items():
-                run.add(f"nds/{arm}{suf}", r["NDS"]); run.add(f"map/{arm}{suf}", r["mAP"])
-                for k in ("mATE", "mASE", "mAOE", "mAVE", "mAAE"): run.add(f"{k}/{arm}{suf}", r[k])
-            models[arm] = m
+    arms, tseeds = P.arm_list, tune_seeds(run.seed + 1000, P.tune_seeds)
+    jobs = [(a, lr, s, "val", False) for a in arms if len(P.lrs) > 1 for lr in P.lrs for s in tseeds]
+    val = {j[:3]: r[""]["NDS"] for j, (r, _) in zip(jobs, _map_runs(P, data, jobs, run.device))}
+    for a in arms:
+        tuned[a] = tune_arm(P, a, data, run.seed, run.device, scores={(lr, s): v for (b, lr, s), v in val.items() if b == a})
+    jobs = [(a, tuned[a].best, s, "test", s == run.seeds[-1]) for a in arms for s in run.seeds]
+    for (a, lr, s, _, keep), (res, state) in zip(jobs, _map_runs(P, data, jobs, run.device)):
+        for suf, r in res.items():
+            run.add(f"nds/{a}{suf}", r["NDS"]); run.add(f"map/{a}{suf}", r["mAP"])
+            for k in ("mATE", "mASE", "mAOE", "mAVE", "mAAE"): run.add(f"{k}/{a}{suf}", r[k])
+        if keep:
+            m = CMT(model_config(P, a, n_classes=len(data["classes"]), n_cams=data["train"]["images"].shape[1]))
+            m.load_state_dict(state); models[a] = m.to(run.device).eval()
 
 def tuning_table(tuned: dict) -> pd.DataFrame:
-    "Validation NDS of every (arm, lr); `*` marks the chosen lr."
-    rows = {arm: {f"lr={lr:g}" + ("*" if lr == t.best else ""): round(float(np.mean(v)), 3) for lr, v in t.scores.items()} for arm, t in tuned.items()}
+    "Validation NDS of every (arm, lr), and the lr each arm is then trained with."
+    rows = {arm: {f"lr={lr:g}": round(float(np.mean(v)), 3) for lr, v in t.scores.items()} | {"chosen lr": f"{t.best:g}"}
+            for arm, t in tuned.items()}
     return pd.DataFrame(rows).T
 
 def _ms(v) -> str:

@@ -39,6 +39,7 @@ class CMTConfig:
     dropout: float = 0.0                 # decoder dropout (paper 0.1)
     img_ch: int = 32                     # image backbone width
     bev_ch: int = 32                     # BEV backbone width
+    pe_gain: float = 1.0                 # the last Linear of psi_pc / psi_im / psi_2d starts this many times larger (paper 1: default init)
 
 # %% ../../nbs/04_cmt/02_model.ipynb 10
 def pillarize(points: torch.Tensor, mask: torch.Tensor, cfg: CMTConfig) -> torch.Tensor:
@@ -176,6 +177,9 @@ class CMT(nn.Module):
         self.heads = nn.ModuleList([Heads(cfg) for _ in range(cfg.n_layers)])
         self.out_norm = nn.LayerNorm(d)
         self.register_buffer("bins", depth_bins(cfg), persistent=False)
+        for psi in (getattr(self, n, None) for n in ("psi_pc", "psi_im", "psi_2d")):   # toy-scale init gain (see below)
+            if psi is not None and cfg.pe_gain != 1.0:
+                with torch.no_grad(): psi[-1].weight.mul_(cfg.pe_gain); psi[-1].bias.mul_(cfg.pe_gain)
 
     def _feat_uv(self, h, w, device):
         "Input-image pixel coordinates [h, w, 2] of the feature pixels' centres."
@@ -256,7 +260,7 @@ class CMT(nn.Module):
             outs.append(dict(cls=o["cls"], boxes=torch.cat([ctr, o["dim"], o["rot"], o["vel"]], -1)))
         return outs
 
-# %% ../../nbs/04_cmt/02_model.ipynb 29
+# %% ../../nbs/04_cmt/02_model.ipynb 31
 def decode(out: dict, topk: int = 100, moving_speed: float = 1.0) -> list[dict]:
     "Per sample: boxes [k, 9], labels [k], scores [k], attrs [k] (0 moving, 1 stopped) from one layer's output."
     B, Q, K = out["cls"].shape
@@ -269,7 +273,7 @@ def decode(out: dict, topk: int = 100, moving_speed: float = 1.0) -> list[dict]:
     return [dict(boxes=boxes[i].detach().cpu().numpy(), labels=c[i].cpu().numpy(), scores=s[i].detach().cpu().numpy(),
                  attrs=attrs[i].cpu().numpy()) for i in range(B)]
 
-# %% ../../nbs/04_cmt/02_model.ipynb 32
+# %% ../../nbs/04_cmt/02_model.ipynb 34
 def modal_mask(B: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "Per-sample keep flags (images, points) [B] with P(no images) = P(no points) = 0.25."
     s = torch.rand(B, generator=generator)

@@ -25,25 +25,28 @@ class CmtProfile(Profile):
     n_test: int = 128                 # test scenes (synthetic) or evaluation samples, 0 = all (>= 0)
     img_h: int = 32                   # image height fed to the model (>= 16)
     img_w: int = 64                   # image width fed to the model (>= 16)
-    img_stride: int = 4               # image feature stride, a power of 2 (>= 4)
-    grid: int = 32                    # BEV pillar grid cells per side (>= 8)
+    img_stride: int = 16              # image feature stride, a power of 2 (>= 4)
+    grid: int = 16                    # BEV pillar grid cells per side (>= 8)
     bev_stride: int = 2               # BEV feature stride (>= 1)
-    bev_range: float = 16.0           # half side of the detection square (m) (> 0)
+    bev_range: float = 8.0            # half side of the detection square (m) (> 0)
+    max_boxes: int = 2                # synthetic scenes hold 1..max_boxes objects (>= 1)
     d: int = 32                       # model width C (>= 8)
     n_heads: int = 4                  # attention heads (>= 1)
     ffn: int = 64                     # decoder feed-forward width (>= 8)
     n_layers: int = 2                 # decoder layers, each with its own heads (>= 1)
-    n_queries: int = 48               # 3D anchors (>= 1)
+    n_queries: int = 16               # 3D anchors (>= 1)
     depth_bins: int = 16              # D uniform depth bins of the image coordinate encoding (>= 2)
-    x_max: float = 24.0               # farthest depth bin (m) (> 1)
+    x_max: float = 12.0               # farthest depth bin (m) (> 1)
     dropout: float = 0.0              # decoder dropout (0..1)
-    steps: int = 150                  # optimizer steps per training run, the same for every arm (>= 1)
+    pe_gain: float = 5.0              # init gain of the position-encoding MLPs' last layer, 1 = the official init (> 0)
+    steps: int = 400                  # optimizer steps per training run, the same for every arm (>= 1)
     batch: int = 8                    # scenes per step (>= 1)
     lr_grid: str = "0.002,0.004"      # AdamW lrs tried per arm on the validation split, comma-separated
     denoise: bool = True              # query denoising groups during training (the paper's)
     dn_groups: int = 10               # at most this many denoising groups (>= 1)
     tune_seeds: int = 1               # seeds per lr on the validation split, disjoint from the reported ones (>= 1)
     threads: int = 1                  # torch threads while training and scoring; these small models run fastest on one (>= 1)
+    workers: int = 2                  # training runs in parallel forked processes on a CPU, each with `threads` threads (>= 1)
     topk: int = 100                   # detections kept per scene (>= 1)
     arms: str = "camera,lidar,fused,fused-mask,fused-mask-2d"   # arms trained, comma-separated
 
@@ -53,11 +56,12 @@ class CmtProfile(Profile):
     def arm_list(self) -> list[str]: return [a.strip() for a in self.arms.split(",") if a.strip()]
 
 PROFILES = dict(
-    smoke=CmtProfile(n_seeds=1, n_train=32, n_val=8, n_test=8, steps=3, batch=4, lr_grid="0.004", n_queries=16),
+    smoke=CmtProfile(n_seeds=1, n_train=32, n_val=8, n_test=8, steps=3, batch=4, lr_grid="0.004", workers=1),
     quick=CmtProfile(n_seeds=3),
     paper=CmtProfile(n_seeds=1, dataset="nuscenes", n_train=0, n_val=500, n_test=0, img_h=320, img_w=800, img_stride=16,
                      grid=1080, bev_stride=8, bev_range=54.0, d=256, n_heads=8, ffn=1024, n_layers=6, n_queries=900,
-                     depth_bins=64, x_max=54.0, dropout=0.1, steps=20 * 1760, batch=16, lr_grid="0.0001", topk=300),
+                     depth_bins=64, x_max=54.0, dropout=0.1, pe_gain=1.0, steps=20 * 1760, batch=16, lr_grid="0.0001", topk=300,
+                     workers=1),
 )
 
 # %% ../../nbs/04_cmt/00_overview.ipynb 9
