@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 LIB    ?= visionlab_nb
 
-.PHONY: install reproduce test sync-check lint nbtest pytest lab docs readme sidebar clean-runs
+.PHONY: install reproduce test sync-check lint nbtest pytest lab docs readme sidebar scoreboard clean-runs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ pytest: install
 
 lab: install
 	$(BIN)/jupyter lab nbs/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+## the home page's scoreboard and README.md from run folders, oldest first (each series from the latest run that has it): make scoreboard RUNS="runs/A runs/B"
+scoreboard: install
+	$(BIN)/python -c "import sys; from visionlab_nb.core.docs import update_scoreboard; print('wrote', update_scoreboard(sys.argv[1:]))" $(RUNS)
 
 ## the sidebar of the docs site (nbs/sidebar.yml), generated from the folders of nbs/: rerun it after adding a series or a notebook
 sidebar: install

@@ -207,10 +207,14 @@ def write_readme(index_nb=None, readme=None) -> Path:
 def _cell(s) -> str: return str(s if s is not None else "").replace("|", "\\|").replace("\n", " ")
 
 def run_results(run_dir, nbs=None) -> list[dict]:
-    "The `results.json` of every series in a run folder, in the order of the series folders of nbs/."
+    """The `results.json` of every series in a run folder, or in several (a list, oldest first: a series' result comes from the last
+    run that has it), in the order of the series folders of nbs/; each result's run folder name is in its `run`."""
     order = {short_name(d): i for i, d in enumerate(doc_folders(nbs))}
-    res = [json.loads(p.read_text()) for p in Path(run_dir).glob("*/results.json")]
-    return sorted(res, key=lambda r: (order.get(r.get("series"), 999), r.get("series", "")))
+    latest = {}
+    for d in ([run_dir] if isinstance(run_dir, (str, Path)) else run_dir):
+        for p in sorted(Path(d).glob("*/results.json")):
+            r = json.loads(p.read_text()); latest[r.get("series", p.parent.name)] = {**r, "run": Path(d).name}
+    return sorted(latest.values(), key=lambda r: (order.get(r.get("series"), 999), r.get("series", "")))
 
 def env_line(env: dict) -> str:
     "python, torch, device, threads/cores and git commit of a run's `env`, in words."
@@ -221,22 +225,26 @@ def env_line(env: dict) -> str:
                                 f"git {env.get('git', '?')}"] if x)
 
 def scoreboard_markdown(run_dir, nbs=None) -> str:
-    "The scoreboard of a run: where it came from, then paper vs ours vs verdict for every claim, ids linked to the reproduce pages."
+    """The scoreboard of a run (or of several, each series from its latest): where it came from, then paper vs ours vs verdict for every
+    claim, ids linked to the reproduce pages."""
     res = run_results(run_dir, nbs)
     if not res: raise ValueError(f"{run_dir}: no results.json in its series folders")
     profiles = sorted({r.get("profile", "?") for r in res})
-    took = ", ".join(f"{r['series']} {r.get('duration_s', 0):.0f} s" for r in res)
+    runs = list(dict.fromkeys(r["run"] for r in res))
+    took = lambda run: ", ".join(f"{r['series']} {r.get('duration_s', 0):.0f} s" for r in res if r["run"] == run)
+    origin = (f"run `{runs[0]}` ({took(runs[0])})" if len(runs) == 1 else
+              "runs " + ", ".join(f"`{run}` ({took(run)})" for run in runs))
     envs = {env_line(r.get("env", {})) for r in res}
     where = (f"on {envs.pop()}" if len(envs) == 1 else
              "on " + "; ".join(f"{r['series']}: {env_line(r.get('env', {}))}" for r in res))
-    lines = [f"From the `{'/'.join(profiles)}` run `{Path(run_dir).name}` ({took}) {where}:", "",
+    lines = [f"From the `{'/'.join(profiles)}` {origin} {where}:", "",
              "| series | claim | paper | ours | verdict |", "|---|-----------|--------|--------|---|"]
     lines += [f"| {r['series']} | **{c['id']}**: {_cell(c.get('claim'))} | {_cell(c.get('paper'))} | {_cell(c.get('ours'))} | {c.get('verdict')} |"
               for r in res for c in r.get("claims", [])]
     return link_claims("\n".join(lines), nbs)
 
 def update_scoreboard(run_dir, index_nb=None, readme=None) -> Path:
-    "Replace the scoreboard of index.ipynb with the claims of `run_dir`, then rewrite README.md from it."
+    "Replace the scoreboard of index.ipynb with the claims of `run_dir` (one run folder, or a list of them), then rewrite README.md from it."
     index_nb = Path(index_nb or repo_root() / "nbs" / "index.ipynb")
     nb = _read(index_nb)
     body = f"{SCOREBOARD_START}\n{scoreboard_markdown(run_dir, index_nb.parent)}\n{SCOREBOARD_END}"
