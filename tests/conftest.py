@@ -47,14 +47,10 @@ def fixture_run(tmp_path_factory):
     runs = sorted(out.iterdir())
     return r, runs[0] if runs else None
 
-# `make test` runs pytest with pytest-xdist (`-n auto --dist loadgroup`, one worker per core): the tests of one file stay on one
-# worker, so module and session fixtures (a processed docs site, a fixture run) are built once; the independent tests over every
-# series and model spread over the workers.
-SPREAD = {"test_series.py", "test_models.py", "test_outputs.py"}
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.name not in SPREAD: item.add_marker(pytest.mark.xdist_group(item.path.name))
+# `make test` runs pytest with pytest-xdist (`-n auto --dist worksteal`, one worker per core): idle workers take tests from busy ones,
+# so the long end-to-end tests (a series' paper run, the docs site) do not leave one worker waiting on the other. Expensive shared
+# state is built once per run where it matters (the docs site: a file lock in tests/test_docs.py). `--dist loadgroup` did not group
+# tests here (pytest 9 with pytest-xdist 3.8: the worker ids carry no group suffix), so nothing relies on it.
 
 if os.environ.get("PYTEST_XDIST_WORKER"):          # one thread per worker (and per kernel it starts): workers do not oversubscribe
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"): os.environ.setdefault(var, "1")

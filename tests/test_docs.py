@@ -1,11 +1,12 @@
 """The docs site, checked without Quarto: nbdev's notebook processing (nbdev_proc_nbs) on a copy of the notebooks git tracks, then
 every sidebar entry is a page, every page is in the sidebar, every summary is one full sentence, every internal link lands, and the
 committed sidebar, home page and README are what the generators in visionlab_nb.core.docs make of the notebooks."""
-import hashlib, tempfile, warnings
+import hashlib, os, tempfile, warnings
 from collections import defaultdict
 from pathlib import Path
 import pytest
 import yaml
+from filelock import FileLock
 from conftest import ROOT
 from visionlab_nb.core import docs
 
@@ -14,12 +15,18 @@ from visionlab_nb.core import docs
 # only warns (so that a fix elsewhere never breaks this test).
 KNOWN_BAD: set = set()   # (check, page) pairs of known defects; a fixed one is reported as stale
 
-@pytest.fixture(scope="session")   # session, not module: under xdist a module fixture is rebuilt when another file's test runs in between
+@pytest.fixture(scope="session")
 def site():
     "The processed site of the notebooks git tracks, and its problems grouped by check."
     # kept between runs (a cache: only changed notebooks are processed again), outside any dot-folder, which nbdev would skip
     dest = Path(tempfile.gettempdir()) / f"visionlab_nb-docs-{hashlib.sha1(str(ROOT.resolve()).encode()).hexdigest()[:8]}"
-    proc = docs.process_site(dest, ROOT)
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")          # the pytest-xdist workers of one run build the site once, in turn
+    with FileLock(f"{dest}.lock"):
+        built = Path(f"{dest}.built")
+        if run and built.exists() and built.read_text() == run: proc = dest / "_proc"
+        else:
+            proc = docs.process_site(dest, ROOT)
+            built.write_text(run or "")
     probs = defaultdict(list)
     for p in docs.site_problems(proc, dest / "nbs"): probs[p.check].append(p)
     return dest, proc, probs
