@@ -189,3 +189,16 @@ def test_rendered_box_projects_where_geometry_says():
     cfg = SceneConfig(); cams = make_cameras(cfg)
     checks = sum((box_pixel_check(make_scene(3, i), cams) for i in range(15)), [])
     assert len(checks) >= 10 and all(checks)
+
+
+def test_runs_in_forked_processes_equal_in_process(tmp_path):
+    "Every arm's tuning and test runs spread over two forked processes give the same lrs and metrics as in this process."
+    from visionlab_nb.core.series import Run
+    from visionlab_nb.cmt.experiment import load_data, run_arms
+    from visionlab_nb.cmt.overview import PROFILES
+    metrics = []
+    for workers in (1, 2):
+        run = Run("cmt", PROFILES, "smoke", {"lr_grid": "0.002,0.004", "workers": workers, "steps": 2}, out_dir=tmp_path / str(workers))
+        tuned, _ = run_arms(run, run.P, load_data(run.P))
+        metrics.append((run.metrics, {a: t.best for a, t in tuned.items()}))
+    assert metrics[0][0] and metrics[0] == metrics[1]

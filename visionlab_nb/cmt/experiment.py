@@ -4,8 +4,7 @@
 
 # %% ../../nbs/04_cmt/05_experiment.ipynb 1
 from __future__ import annotations
-import json, math, uuid, multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import json, math, uuid
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ import torch
 import matplotlib.pyplot as plt
 from PIL import Image
 from ..core.fair import tune, tune_seeds
-from ..core.progress import progress, log_line
+from ..core.train import pmap
 from .scenes import SceneConfig, make_scenes, plot_scene, CLASSES
 from .model import CMT, CMTConfig
 from .metric import detection_metrics
@@ -108,17 +107,12 @@ def _train_score(P, arm, lr, seed, split, device, keep):
 _COST = {"camera": 2, "lidar": 1}                                    # relative run time: fused arms (3) go first
 
 def _map_runs(P, data, jobs: list, device) -> list:
-    "Results of jobs [(arm, lr, seed, split, keep)], in P.workers forked processes where allowed, else one after the other."
+    "Results of jobs [(arm, lr, seed, split, keep)] in job order; the costliest first, in P.workers forked processes (core.train.pmap)."
     _JOB["data"] = data
-    workers = min(P.workers, len(jobs)) if str(device) == "cpu" and "fork" in multiprocessing.get_all_start_methods() else 1
-    if workers <= 1:
-        return [_train_score(P, *j[:4], device, j[4]) for j in progress(jobs, desc="runs")]
     order = sorted(range(len(jobs)), key=lambda i: -_COST.get(jobs[i][0], 3))
+    res = pmap(_train_score, [(P, *jobs[i][:4], device, jobs[i][4]) for i in order], P.workers, P.threads, desc="runs", fork=True)
     out = [None] * len(jobs)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
-        futs = {i: ex.submit(_train_score, P, *jobs[i][:4], device, jobs[i][4]) for i in order}
-        for n, i in enumerate(order):
-            out[i] = futs[i].result(); log_line(f"runs: {n + 1}/{len(jobs)} ({jobs[i][0]}, lr {jobs[i][1]:g}, seed {jobs[i][2]})")
+    for i, r in zip(order, res): out[i] = r
     return out
 
 def _run_arms(run, P, data, tuned, models):

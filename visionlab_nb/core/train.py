@@ -61,15 +61,19 @@ def pmap(fn,                    # a module-level function (spawned processes imp
          jobs: list[tuple],     # the argument tuples, one per call
          workers: int = 1,      # processes; 1 runs the jobs here, one after the other
          threads: int = 1,      # torch threads in each process
-         desc: str = "runs") -> list:
-    "`[fn(*job) for job in jobs]`, in `workers` spawned processes when > 1 (results in job order); CUDA jobs stay in this process."
-    from visionlab_nb.core.progress import progress
-    if workers <= 1 or len(jobs) <= 1 or any(isinstance(x, (str, torch.device)) and str(x).startswith("cuda") for j in jobs for x in j):
-        return [fn(*j) for j in progress(jobs, desc=desc)]
+         desc: str = "runs",
+         fork: bool = False,    # forked processes: they inherit this process's memory (large read-only data in module globals)
+        ) -> list:
+    "`[fn(*job) for job in jobs]`, in `workers` processes when > 1 (results in job order); CUDA and MPS jobs stay in this process."
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as ex:
+    from visionlab_nb.core.progress import progress
+    if fork and "fork" not in mp.get_all_start_methods(): workers = 1       # (Windows) spawned workers would not see the globals
+    if workers <= 1 or len(jobs) <= 1 or any(isinstance(x, (str, torch.device)) and str(x).startswith(("cuda", "mps"))
+                                             for j in jobs for x in j):
+        return [fn(*j) for j in progress(jobs, desc=desc)]
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("fork" if fork else "spawn"),
+                             initializer=_init_worker, initargs=(threads,)) as ex:
         futures = [ex.submit(fn, *j) for j in jobs]
         return [f.result() for f in progress(futures, desc=desc)]
 
