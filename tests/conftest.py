@@ -34,10 +34,13 @@ def visionlab(*args, nbs=FIXTURE_NBS, cwd=None, timeout=300):
     "Run the `visionlab` console script with VISIONLAB_NBS pointing at `nbs`; return the CompletedProcess."
     return subprocess.run([VISIONLAB, *map(str, args)], capture_output=True, text=True, env=cli_env(nbs), cwd=cwd, timeout=timeout)
 
-def visionlab_bg(*args, nbs=EXTRA_NBS, cwd=None, env=None):
-    "Start the `visionlab` console script in the background (stdout and stderr merged, line-buffered text)."
+def visionlab_bg(*args, nbs=EXTRA_NBS, cwd=None, env=None, sigint_ignored=False):
+    """Start the `visionlab` console script in the background (stdout and stderr merged, line-buffered text); `sigint_ignored`
+    starts it the way a shell starts `cmd &`, with SIGINT ignored."""
+    import signal
+    pre = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     return subprocess.Popen([VISIONLAB, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                            env={**cli_env(nbs), **(env or {})}, cwd=cwd)
+                            env={**cli_env(nbs), **(env or {})}, cwd=cwd, preexec_fn=pre)
 
 @pytest.fixture(scope="session")
 def fixture_run(tmp_path_factory):
@@ -47,10 +50,27 @@ def fixture_run(tmp_path_factory):
     runs = sorted(out.iterdir())
     return r, runs[0] if runs else None
 
-# `make test` runs pytest with pytest-xdist (`-n auto --dist worksteal`, one worker per core): idle workers take tests from busy ones,
-# so the long end-to-end tests (a series' paper run, the docs site) do not leave one worker waiting on the other. Expensive shared
-# state is built once per run where it matters (the docs site: a file lock in tests/test_docs.py). `--dist loadgroup` did not group
-# tests here (pytest 9 with pytest-xdist 3.8: the worker ids carry no group suffix), so nothing relies on it.
+# `make test` runs pytest with pytest-xdist (`-n auto --dist load --maxschedchunk 1`, one worker per core): each worker takes the next
+# test when it is free, and the tests are handed out longest first (below), so the long end-to-end tests (a series' paper run, the
+# docs site) start early and the run does not end on one worker finishing a long test while the other waits. Expensive shared state
+# is built once per run where it matters (the docs site: a file lock in tests/test_docs.py; its first test comes first).
 
-if os.environ.get("PYTEST_XDIST_WORKER"):          # one thread per worker (and per kernel it starts): workers do not oversubscribe
+LONGEST_FIRST = (                  # seconds each took in a `make test` (pytest --durations), longest first; the rest keep their order
+    ("test_docs.py::test_sidebar_is_generated", 82),    # builds the docs site the other docs tests read
+    *((f"test_paper_profile_runs_on_real_format_files[{s}]", t) for s, t in
+      (("dat", 124), ("advcl", 95), ("emo", 85), ("doorping", 52), ("pmtiqa", 48), ("drums", 45), ("reft", 44), ("tinymim", 41),
+       ("cmt", 20))),
+    *((f"test_smoke_run[{s}]", t) for s, t in (("emo", 44), ("dat", 30), ("reliant", 20), ("reft", 20))),
+    ("test_emo.py::test_training_in_processes_equals_in_process", 24),
+    ("test_cli.py::test_same_seed_same_metrics", 23),
+)
+
+def pytest_collection_modifyitems(config, items):
+    "Longest tests first (see LONGEST_FIRST); the others after them, in collection order."
+    def cost(item):
+        return next((-t for name, t in LONGEST_FIRST if item.nodeid.endswith(name)), 0)
+    items.sort(key=cost)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):          # one core per worker (and per kernel it starts): workers do not oversubscribe
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"): os.environ.setdefault(var, "1")
+    os.environ.setdefault("VISIONLAB_THREADS", "1")  # core.train.pmap runs a series' jobs in its own process

@@ -191,8 +191,9 @@ def test_rendered_box_projects_where_geometry_says():
     assert len(checks) >= 10 and all(checks)
 
 
-def test_runs_in_forked_processes_equal_in_process(tmp_path):
+def test_runs_in_forked_processes_equal_in_process(tmp_path, monkeypatch):
     "Every arm's tuning and test runs spread over two forked processes give the same lrs and metrics as in this process."
+    monkeypatch.setenv("VISIONLAB_THREADS", "2")     # two cores for this run, whatever the test worker has: pmap starts two processes
     from visionlab_nb.core.series import Run
     from visionlab_nb.cmt.experiment import load_data, run_arms
     from visionlab_nb.cmt.overview import PROFILES

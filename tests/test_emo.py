@@ -182,8 +182,9 @@ def test_official_checkpoint(tmp_path):
     assert official_logits({"out": torch.ones(2), "out_kd": torch.zeros(2)}).sum() == 2
 
 
-def test_training_in_processes_equals_in_process(tmp_path):
+def test_training_in_processes_equals_in_process(tmp_path, monkeypatch):
     "The arms' runs spread over two processes give the same lrs and accuracies as every run in this process."
+    monkeypatch.setenv("VISIONLAB_THREADS", "2")     # two cores for this run, whatever the test worker has: pmap starts two processes
     from visionlab_nb.core.series import Run
     from visionlab_nb.emo.experiment import load_data, run_training
     from visionlab_nb.emo.overview import PROFILES

@@ -23,7 +23,7 @@ def _alive(pid: int) -> bool:
 
 def test_ctrl_c_then_resume(tmp_path):
     hold = tmp_path / "hold"; hold.write_text(""); out = tmp_path / "runs"
-    p = visionlab_bg("reproduce", "tiny", "sleeper", "-p", "hold", hold, "--out", out)
+    p = visionlab_bg("reproduce", "tiny", "sleeper", "-p", "hold", hold, "--out", out, sigint_ignored=True)   # as `visionlab ... &`
     lines = _reader(p)
     assert _wait_for(lambda: any("[sleeper] waiting" in l for l in lines)), "".join(lines)   # progress streamed from the notebook
     run = next(out.iterdir()); pids = json.loads((run / "sleeper" / "pids.json").read_text())

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core/04_cli.ipynb 2
 from __future__ import annotations
-import argparse, sys
+import argparse, signal, sys
 from pathlib import Path
 from .core.docs import update_scoreboard
 from .core.runner import (PROFILES, RESERVED, UsageError, find_series, notebook_params, profile_field_names,
@@ -119,6 +119,8 @@ def main(argv=None) -> int:
         if args.cmd == "list": _list()
         elif args.cmd == "params": _params(args.series)
         elif args.cmd == "reproduce":
+            if argv is None:       # the console script: Ctrl-C interrupts the run even when started where SIGINT is ignored (`cmd &`)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             params = {}
             for k, v in args.param:
                 if k in params: raise UsageError(f"parameter {k!r} given twice")

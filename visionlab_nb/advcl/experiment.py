@@ -169,4 +169,4 @@ def results_table(rows: list[dict]) -> pd.DataFrame:
     return g.mean().round(3).astype(str) + " ± " + g.std(ddof=0).round(3).astype(str)
 
 # %% ../../nbs/02_advcl/05_experiment.ipynb 17
-CAPPED_PAPER = dict(attack_steps=1, ft_attack_steps=1, pgd_steps=2)   # capped paper run: the shortest attacks
+CAPPED_PAPER = dict(attack_steps=1, ft_attack_steps=1, pgd_steps=2, schemes=("SLF", "AFF"))   # capped paper run: the shortest attacks

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/00_core/07_series.ipynb 2
 from __future__ import annotations
-import dataclasses, inspect, linecache, re, time
+import ast, dataclasses, inspect, linecache, re, time
 from dataclasses import dataclass
 from pathlib import Path
 from .claims import Claim, write_results
@@ -66,6 +66,13 @@ def in_range(value, rng: str | None) -> bool:
 # %% ../../nbs/00_core/07_series.ipynb 10
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
+def _literal(x):
+    "A number written as text becomes the number; other text stays text."
+    if not isinstance(x, str): return x
+    try: v = ast.literal_eval(x)
+    except (ValueError, SyntaxError): return x
+    return v if isinstance(v, (int, float)) else x
+
 def _coerce(name: str, value, typ: str):
     typ = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
     try:
@@ -80,7 +87,12 @@ def _coerce(name: str, value, typ: str):
             if isinstance(value, bool): raise ValueError
             return float(value)
         if typ == "str": return str(value)
-    except (TypeError, ValueError):
+        if typ == "tuple":                      # a list or tuple, "A,B" (the CLI) or "('A', 'B')" (papermill writes tuples as text)
+            if isinstance(value, (list, tuple)): return tuple(value)
+            s = str(value).strip()
+            items = ast.literal_eval(s) if s[:1] in "([" else [x.strip() for x in s.split(",") if x.strip()]
+            return tuple(_literal(x) for x in (items if isinstance(items, (list, tuple)) else [items]))
+    except (TypeError, ValueError, SyntaxError):
         raise ProfileError(f"parameter {name!r} expects {typ}, got {value!r}") from None
     return value
 

@@ -69,6 +69,7 @@ def pmap(fn,                    # a module-level function (spawned processes imp
     from concurrent.futures import ProcessPoolExecutor
     from visionlab_nb.core.progress import progress
     if fork and "fork" not in mp.get_all_start_methods(): workers = 1       # (Windows) spawned workers would not see the globals
+    workers = min(workers, max(1, cpu_share() // max(1, threads)))             # no more processes than this run's cores
     if workers <= 1 or len(jobs) <= 1 or any(isinstance(x, (str, torch.device)) and str(x).startswith(("cuda", "mps"))
                                              for j in jobs for x in j):
         return [fn(*j) for j in progress(jobs, desc=desc)]

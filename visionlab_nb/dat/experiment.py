@@ -44,7 +44,8 @@ def fake_paper_data(root) -> Path:
     so a capped paper run (PreActResNet-18, PGD-10) stays within a minute on a CPU."""
     return write_fake("cifar10", root, n=4)
 
-CAPPED_PAPER = dict(train_steps=1, eval_steps=1, lamb_grid="0.01", sgd_grid="0.05")   # capped paper run: 1-step attacks, one lr each
+CAPPED_PAPER = dict(train_steps=1, eval_steps=1, lamb_grid="0.01", sgd_grid="0.05",   # capped paper run: 1-step attacks, one lr each,
+                    wire_workers="2")                                               # the wire read off the job's own M = 2 group
 
 def _teacher_labels(P, x_l, y_l, x_u, seed: int, device) -> torch.Tensor:
     """Pseudo-labels of the pool from a standard model trained on the labeled part (P.teacher_steps Adam steps, capped by max_steps)."""

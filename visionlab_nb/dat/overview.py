@@ -32,6 +32,7 @@ class DatProfile(Profile):
     warmup_epochs: int = 2         # linear lr warm-up epochs before the E epochs (>= 0)
     lr: float = 0.01               # LAMB base lr, not scaled with the number of workers (official policy) (> 0)
     workers: int = 2               # M, worker processes of the distributed arms (>= 1)
+    wire_workers: str = "2,4"       # process-group sizes M at which the bytes on the wire are measured, comma-separated
     augment: bool = False          # random crop (pad 4) + horizontal flip
     val_frac: float = 0.2          # share of the training set held out as the validation split for lr tuning (0..1)
     tune_seeds: int = 1            # seeds per grid point of the lr tuning, disjoint from the reported seeds (>= 1)

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/10_emo/04_experiment.ipynb 1
 from __future__ import annotations
+import copy
 from dataclasses import replace
 from functools import lru_cache
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from ..core.data import load_tensors
-from ..core.fair import train_val_split, tune, tune_seeds
+from ..core.fair import train_val_split, tune, tune_seeds, convergence
 from ..core.fake_data import write_fake_cifar
 from ..core.train import seed_everything, evaluate, cpu_share, pmap
 from .models import (EMO, EMOConfig, EMO_CONFIGS, OFFICIAL_PARAMS_M, PAPER_FLOPS_M, emo, small_input,
@@ -20,8 +21,9 @@ from .measure import count_flops, analytic_flops, benchmark_models, PAPER_PAIRS
 
 # %% auto 0
 __all__ = ['CIFAR_LAYOUT', 'CAPPED_PAPER', 'EMO_DIGITS', 'ABLATION', 'load_data', 'fake_paper_data', 'emo_config', 'build_arms',
-           'arms_table', 'shift_flip', 'train_eval', 'tune_arm', 'run_training', 'tuning_table', 'accuracy_table',
-           'run_sizes', 'run_latency']
+           'arms_table', 'shift_flip', 'decay_start', 'wsd_factor', 'train_eval', 'tune_arm', 'curve_epochs',
+           'run_training', 'tuning_table', 'accuracy_table', 'convergence_table', 'curves_figure', 'run_sizes',
+           'run_latency']
 
 # %% ../../nbs/10_emo/04_experiment.ipynb 5
 CIFAR_LAYOUT = "data_root/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} (the python version of CIFAR-10, as torchvision downloads it)"
@@ -97,47 +99,84 @@ def shift_flip(xb: torch.Tensor, gen: torch.Generator, flip: bool = True, pad: i
     H, W = xb.shape[-2:]
     return F.pad(xb, (pad,) * 4)[..., pad + dy:pad + dy + H, pad + dx:pad + dx + W]
 
+def decay_start(epochs: int, decay: float) -> int:
+    "The epoch after which a run of `epochs` epochs starts its cool-down: the last `decay` share of the run, at least one epoch."
+    return epochs - max(1, round(decay * epochs))
+
+def wsd_factor(step: int,             # optimizer steps taken
+               warm: int,             # warm-up steps
+               cool: int,             # step at which the cool-down starts
+               total: int) -> float:  # steps of the whole run
+    "Learning-rate factor: linear warm-up to 1 over `warm` steps, 1 until step `cool`, then linear decay to 0 at `total`."
+    if step < warm: return (step + 1) / warm
+    return 1.0 if step < cool else max(0.0, (total - step) / max(1, total - cool))
+
+def _epoch(model, opt, lr_at, xtr, ytr, gen, P, step: int, steps: int, device, cl: bool) -> tuple[int, float]:
+    "One epoch of `steps` AdamW steps from global step `step` (lr = lr_at(step)); the new step count and the mean loss."
+    model.train()
+    order, losses = torch.randperm(len(ytr), generator=gen), []
+    for i in range(steps):
+        idx = order[i * P.batch:(i + 1) * P.batch]
+        xb, yb = shift_flip(xtr[idx], gen, P.flip).to(device), ytr[idx].to(device)
+        if cl: xb = xb.contiguous(memory_format=torch.channels_last)
+        loss = F.cross_entropy(model(xb), yb, label_smoothing=P.label_smoothing)
+        for g in opt.param_groups: g["lr"] = lr_at(step)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); step += 1
+        losses.append(loss.item())
+        if P.max_steps and step >= P.max_steps: break
+    return step, float(np.mean(losses))
+
 def train_eval(build,                  # () -> model
                xtr, ytr,               # training data
                evals: dict,            # name -> (x, y) evaluated after each epoch in `at`
-               P,                      # the profile (batch, warm-up, weight decay, flips, max_steps)
+               P,                      # the profile (batch, warm-up, cool-down share, weight decay, flips, max_steps)
                lr: float,              # peak AdamW learning rate
                seed: int,              # seeds init, order and augmentation
                epochs: int,            # epochs to train
                at=None,                # epochs (1-based) after which to evaluate; default: the last
-               device="cpu") -> dict:  # {(eval name, epoch): accuracy}
-    "Train one arm with AdamW, a linear warm-up then a constant lr (so epoch E of a 2E run is the E-epoch run), label smoothing."
+               short: int = 0,         # also the run of this many epochs (< epochs), branched off this one before its cool-down
+               device="cpu") -> dict:  # {(eval, epoch): accuracy}, {("train_loss", epoch): mean loss}, {("short:" + eval, short): acc}
+    """Train one arm with AdamW, label smoothing and a warm-up / constant / linear cool-down schedule; accuracies at `at`, loss per epoch.
+    With `short`, the `short`-epoch run is the same run up to its own cool-down, so it is branched off there and cooled down separately."""
     gen = seed_everything(seed)
     torch.utils.deterministic.fill_uninitialized_memory = False     # NaN-filling new tensors costs ~25% on the CPU
     model = build().to(device)
     cl = device.type == "cpu" if isinstance(device, torch.device) else str(device) == "cpu"
     if cl: model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=P.weight_decay)
-    steps_per_epoch = max(1, len(ytr) // P.batch)                      # (a tiny test set still takes a step)
-    warm = max(1, int(P.warmup_epochs * steps_per_epoch))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
+    spe = max(1, len(ytr) // P.batch)                                   # steps per epoch (a tiny test set still takes a step)
+    warm = max(1, int(P.warmup_epochs * spe))
+    schedule = lambda n: (lambda s: lr * wsd_factor(s, warm, decay_start(n, P.decay) * spe, n * spe))   # the lr of an n-epoch run
+    capped = lambda s: P.max_steps and s >= P.max_steps
     at, out, step = set(at or [epochs]), {}, 0
     for ep in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(ytr), generator=gen)
-        for i in range(steps_per_epoch):
-            idx = order[i * P.batch:(i + 1) * P.batch]
-            xb, yb = shift_flip(xtr[idx], gen, P.flip).to(device), ytr[idx].to(device)
-            if cl: xb = xb.contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(model(xb), yb, label_smoothing=P.label_smoothing)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step(); step += 1
-            if P.max_steps and step >= P.max_steps: break
-        if ep in at or (P.max_steps and step >= P.max_steps):
+        if short and ep == decay_start(short, P.decay) + 1 and not capped(step):    # branch: the short run's cool-down on copies
+            m2 = copy.deepcopy(model); o2 = torch.optim.AdamW(m2.parameters(), lr=lr, weight_decay=P.weight_decay)
+            o2.load_state_dict(copy.deepcopy(opt.state_dict())); g2 = torch.Generator().set_state(gen.get_state())
+            s2 = step
+            for _ in range(ep, short + 1):
+                s2, _ = _epoch(m2, o2, schedule(short), xtr, ytr, g2, P, s2, spe, device, cl)
+                if capped(s2): break
+            for name, (x, y) in evals.items(): out[("short:" + name, short)] = evaluate(m2, (x, y), device=device)
+            del m2, o2
+        step, out[("train_loss", ep)] = _epoch(model, opt, schedule(epochs), xtr, ytr, gen, P, step, spe, device, cl)
+        if ep in at or capped(step):
             for name, (x, y) in evals.items(): out[(name, ep)] = evaluate(model, (x, y), device=device)
-        if P.max_steps and step >= P.max_steps: break
+        if capped(step): break
+    if short and not any(k.startswith("short:") for k, _ in out):     # max_steps stopped the run before the branch
+        for name in evals: out[("short:" + name, short)] = out[(name, ep)]
     return out
 
 # %% ../../nbs/10_emo/04_experiment.ipynb 14
 def tune_arm(build, xtr, ytr, P, seed: int, device="cpu"):
     "Tune the lr of one arm on a validation split carved from the training data (tuning seeds, E epochs): a TuneResult."
     xa, ya, xv, yv = train_val_split(xtr, ytr, P.val_frac, seed)
-    score = lambda lr, s: train_eval(build, xa, ya, {"val": (xv, yv)}, P, lr, s, P.epochs, device=device)
-    return tune(lambda lr, s: next(iter(score(lr, s).values())), P.lrs, tune_seeds(seed), name="lr")
+    score = lambda lr, s: _last(train_eval(build, xa, ya, {"val": (xv, yv)}, P, lr, s, P.epochs, device=device), "val")
+    return tune(score, P.lrs, tune_seeds(seed), name="lr")
+
+def _last(out: dict, name: str) -> float:
+    "The accuracy `name` at the last epoch train_eval evaluated (the run's end, or where max_steps stopped it)."
+    return out[(name, max(ep for k, ep in out if k == name))]
 
 @lru_cache(maxsize=4)
 def _arms(P) -> dict:
@@ -147,17 +186,26 @@ def _arms(P) -> dict:
 def _tune_job(P, name: str, lr: float, s: int, xtr, ytr, split_seed: int, device="cpu") -> float:
     "Validation accuracy of arm `name` at `lr` with tuning seed `s` after E epochs (one job of `tune_arm`, run anywhere)."
     xa, ya, xv, yv = train_val_split(xtr, ytr, P.val_frac, split_seed)
-    return next(iter(train_eval(_arms(P)[name], xa, ya, {"val": (xv, yv)}, P, lr, s, P.epochs, device=device).values()))
+    return _last(train_eval(_arms(P)[name], xa, ya, {"val": (xv, yv)}, P, lr, s, P.epochs, device=device), "val")
 
-def _final_job(P, name: str, lr: float, s: int, xtr, ytr, xte, yte, device="cpu") -> tuple[float, float]:
-    "Test accuracy of arm `name` at `lr` with seed `s` at E and at 2E epochs (one run)."
-    acc = train_eval(_arms(P)[name], xtr, ytr, {"test": (xte, yte)}, P, lr, s, 2 * P.epochs, at=[P.epochs, 2 * P.epochs], device=device)
-    accs = [a for _, a in sorted(acc.items(), key=lambda kv: kv[0][1])]
-    return accs[0], accs[-1]
+def curve_epochs(epochs: int, points: int = 6) -> list[int]:
+    "Epochs at which a run is evaluated for the curves: `points` of them, about evenly spaced, the last one included."
+    return sorted({max(1, round(epochs * i / points)) for i in range(1, points + 1)})
+
+def _final_job(P, name: str, lr: float, s: int, xtr, ytr, xte, yte, device="cpu") -> dict:
+    "The 2E-epoch run of arm `name` at `lr` with seed `s`, tested at curve_epochs, with the E-epoch run branched off (train_eval's dict)."
+    return train_eval(_arms(P)[name], xtr, ytr, {"test": (xte, yte)}, P, lr, s, 2 * P.epochs, at=curve_epochs(2 * P.epochs),
+                      short=P.epochs, device=device)
+
+def _mean_curve(runs: list[dict], key: str) -> tuple[list[int], list[float]]:
+    "Epochs that every run recorded under `key`, and the mean over the runs at each."
+    eps = sorted(set.intersection(*[{ep for k, ep in r if k == key} for r in runs]))
+    return eps, [float(np.mean([r[(key, ep)] for r in runs])) for ep in eps]
 
 def run_training(run, P, data,
                  workers: int | None = None) -> dict:   # CPU processes of one thread each; default: core.train.cpu_share()
-    """Every arm: lr tuned on validation, then n_seeds runs to 2E epochs, test accuracy at E and 2E into run.metrics. On the CPU the runs
+    """Every arm: lr tuned on validation, then n_seeds runs of E and of 2E epochs, their test accuracies into run.metrics and the curves
+    of the 2E runs (mean over seeds) into run.extra["curves"]. On the CPU the runs
     are independent jobs spread over `workers` processes of one thread each (`core.train.pmap`): the arms are ~0.1 M-parameter models
     on 16² images, which one thread keeps busy; the results are the same as one after the other, since every run seeds itself."""
     xtr, ytr, xte, yte = data
@@ -168,9 +216,13 @@ def run_training(run, P, data,
     scores = dict(zip([j[1:4] for j in jobs], pmap(_tune_job, jobs, workers, desc="tuning lr")))
     tuned = {n: tune(lambda lr, s: scores[(n, lr, s)], P.lrs, t_seeds, name="lr") for n in names}
     jobs = [(P, n, tuned[n].best, s, xtr, ytr, xte, yte, dev) for n in names for s in run.seeds]
-    for (_, n, lr, *_), (acc_e, acc) in zip(jobs, pmap(_final_job, jobs, workers, desc="runs to 2E")):
-        run.add(f"acc_E/{n}", acc_e); run.add(f"acc/{n}", acc)
+    long_runs = {}
+    for (_, n, *_), out in zip(jobs, pmap(_final_job, jobs, workers, desc="runs of 2E (and E) epochs")):
+        run.add(f"acc_E/{n}", out[("short:test", P.epochs)]); run.add(f"acc/{n}", _last(out, "test"))
+        long_runs.setdefault(n, []).append(out)
     for n in names: run.metrics[f"lr/{n}"] = [float(tuned[n].best)]
+    run.extra["curves"] = {n: dict(zip(("test_epochs", "test_acc"), _mean_curve(r, "test"))) |
+                              dict(zip(("loss_epochs", "train_loss"), _mean_curve(r, "train_loss"))) for n, r in long_runs.items()}
     return tuned
 
 def tuning_table(tuned: dict) -> pd.DataFrame:
@@ -179,11 +231,35 @@ def tuning_table(tuned: dict) -> pd.DataFrame:
                          for name, tr in tuned.items()}).T
 
 def accuracy_table(metrics: dict, arms_info: pd.DataFrame) -> pd.DataFrame:
-    "Per arm: parameters, FLOPs, chosen lr, test accuracy at E and 2E (mean ± std over seeds)."
+    "Per arm: parameters, FLOPs, chosen lr, test accuracy of the E and the 2E runs (mean ± std over seeds)."
     fmt = lambda v: f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}"
     return pd.DataFrame({name: {"params": int(arms_info.loc[name, "params"]), "MFLOPs": round(arms_info.loc[name, "MFLOPs"], 2),
-                                "lr": metrics[f"lr/{name}"][0], "test acc at E": fmt(metrics[f"acc_E/{name}"]),
-                                "test acc at 2E": fmt(metrics[f"acc/{name}"])} for name in arms_info.index}).T
+                                "lr": metrics[f"lr/{name}"][0], "test acc, E run": fmt(metrics[f"acc_E/{name}"]),
+                                "test acc, 2E run": fmt(metrics[f"acc/{name}"])} for name in arms_info.index}).T
+
+def convergence_table(metrics: dict, names, tol: float) -> pd.DataFrame:
+    "Per arm: test accuracy of the E and the 2E runs, 2E - E with its 95 % bounds, and whether the two agree within `tol`."
+    rows = {}
+    for n in names:
+        c = convergence(metrics[f"acc_E/{n}"], metrics[f"acc/{n}"], tol=tol)
+        rows[n] = {"E run": f"{c.b[0]:.3f} ± {c.b[1]:.3f}", "2E run": f"{c.a[0]:.3f} ± {c.a[1]:.3f}",
+                   "2E - E [95% bounds]": f"{c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}]", f"converged (tol {tol})": c.verdict}
+    return pd.DataFrame(rows).T
+
+def curves_figure(curves: dict, metrics: dict, P):
+    "Test accuracy along the 2E runs with the E runs' end points (left) and training loss per epoch (right), mean over seeds."
+    import matplotlib.pyplot as plt
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for i, (name, c) in enumerate(curves.items()):
+        style, color = ("-" if name == "EMO" else "--" if name.startswith("EMO-") else ":"), f"C{i}"
+        ax.plot(c["test_epochs"], c["test_acc"], style, color=color, marker=".", label=name)
+        ax.errorbar([P.epochs], [np.mean(metrics[f"acc_E/{name}"])], yerr=[np.std(metrics[f"acc_E/{name}"])], fmt="o", color=color,
+                    mfc="none", capsize=3)
+        bx.plot(c["loss_epochs"], c["train_loss"], style, color=color, label=name)
+    ax.set_xlabel("epoch (open circles: the E-epoch runs)"); ax.set_ylabel(f"{P.dataset} test accuracy"); ax.legend(fontsize=7)
+    bx.set_xlabel("epoch"); bx.set_ylabel("training loss (label-smoothed)"); bx.set_yscale("log")
+    fig.tight_layout()
+    return fig
 
 # %% ../../nbs/10_emo/04_experiment.ipynb 16
 def run_sizes(run, P) -> pd.DataFrame:

@@ -29,11 +29,12 @@ class EmoProfile(Profile):
     img_size: int = 16              # training image side; digits are upsampled from 8x8 (>= 8)
     n_train: int = 0                # training images used; 0 = all (>= 0)
     model: str = "digits"           # EMO trained: EMO_DIGITS (narrow EMO-1M design) or EMO-1M for 32x32 (one of: digits, emo1m)
-    epochs: int = 6                 # E; every final run goes to 2E, test accuracy at E and 2E is the convergence check (>= 1)
+    epochs: int = 8                 # E; every final run goes to 2E with the E run branched off, their test accuracies are the convergence check (>= 1)
     batch: int = 64                 # batch size (>= 1)
-    lr_grid: str = "0.001,0.003,0.01"  # AdamW peak lrs tried per arm on the validation split, comma-separated
+    lr_grid: str = "0.003,0.01,0.03"  # AdamW peak lrs tried per arm on the validation split, comma-separated
     val_frac: float = 0.2           # share of the training data held out for tuning (0..1)
-    warmup_epochs: float = 1.0      # linear lr warm-up, then a constant lr (>= 0)
+    warmup_epochs: float = 1.0      # linear lr warm-up, then a constant lr until the cool-down (>= 0)
+    decay: float = 0.2              # share of every run spent cooling the lr down linearly to 0 (0..1)
     weight_decay: float = 0.05      # AdamW weight decay, the paper's (>= 0)
     label_smoothing: float = 0.1    # the paper's label smoothing (0..1)
     flip: bool = False              # random horizontal flips (not for digits)
