@@ -11,9 +11,13 @@ LIB    ?= visionlab_nb
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): setup.py settings.ini | $(BIN)/python
+$(STAMP): setup.py settings.ini Makefile | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# the nuScenes devkit, for cmt's cross-check of its NDS: 1.2.0 declares numpy<2, which would downgrade the whole environment;
+	@# it runs on numpy 2, so it and what it imports go in without their declared pins
+	$(BIN)/python -m pip install -q --no-deps nuscenes-devkit==1.2.0 pyquaternion==0.9.9 opencv-python-headless==4.11.0.86 \
+	  "shapely>=2" descartes fire cachetools parameterized
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (visionlab_nb)" >/dev/null
 	touch $(STAMP)
 
