@@ -21,9 +21,8 @@ from .measure import count_flops, analytic_flops, benchmark_models, PAPER_PAIRS
 
 # %% auto 0
 __all__ = ['CIFAR_LAYOUT', 'CAPPED_PAPER', 'EMO_DIGITS', 'ABLATION', 'load_data', 'fake_paper_data', 'emo_config', 'build_arms',
-           'arms_table', 'shift_flip', 'decay_start', 'wsd_factor', 'train_eval', 'tune_arm', 'curve_epochs',
-           'run_training', 'tuning_table', 'accuracy_table', 'convergence_table', 'curves_figure', 'run_sizes',
-           'run_latency']
+           'arms_table', 'shift_flip', 'decay_start', 'wsd_factor', 'train_eval', 'curve_epochs', 'run_training',
+           'tuning_table', 'accuracy_table', 'convergence_table', 'curves_figure', 'run_sizes', 'run_latency']
 
 # %% ../../nbs/10_emo/04_experiment.ipynb 5
 CIFAR_LAYOUT = "data_root/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} (the python version of CIFAR-10, as torchvision downloads it)"
@@ -168,12 +167,6 @@ def train_eval(build,                  # () -> model
     return out
 
 # %% ../../nbs/10_emo/04_experiment.ipynb 14
-def tune_arm(build, xtr, ytr, P, seed: int, device="cpu"):
-    "Tune the lr of one arm on a validation split carved from the training data (tuning seeds, E epochs): a TuneResult."
-    xa, ya, xv, yv = train_val_split(xtr, ytr, P.val_frac, seed)
-    score = lambda lr, s: _last(train_eval(build, xa, ya, {"val": (xv, yv)}, P, lr, s, P.epochs, device=device), "val")
-    return tune(score, P.lrs, tune_seeds(seed), name="lr")
-
 def _last(out: dict, name: str) -> float:
     "The accuracy `name` at the last epoch train_eval evaluated (the run's end, or where max_steps stopped it)."
     return out[(name, max(ep for k, ep in out if k == name))]
@@ -184,7 +177,7 @@ def _arms(P) -> dict:
     return build_arms(P)
 
 def _tune_job(P, name: str, lr: float, s: int, xtr, ytr, split_seed: int, device="cpu") -> float:
-    "Validation accuracy of arm `name` at `lr` with tuning seed `s` after E epochs (one job of `tune_arm`, run anywhere)."
+    "Validation accuracy of arm `name` at `lr` with tuning seed `s` after E epochs (one job of the lr tuning, run anywhere)."
     xa, ya, xv, yv = train_val_split(xtr, ytr, P.val_frac, split_seed)
     return _last(train_eval(_arms(P)[name], xa, ya, {"val": (xv, yv)}, P, lr, s, P.epochs, device=device), "val")
 

@@ -10,8 +10,9 @@ from ..core.claims import (Claim, Verdict, all_of, better, threshold, within, HO
 from ..core.fair import convergence
 
 # %% auto 0
-__all__ = ['TITLE', 'PROFILES', 'EMO_NAMES', 'PARAMS_M', 'FLOPS_M', 'PEERS', 'ABLATION', 'LAT_PAIRS', 'CLAIMS', 'EmoProfile',
-           'decide_params', 'decide_flops', 'decide_accuracy_per_param', 'decide_irmb_best', 'decide_latency']
+__all__ = ['TITLE', 'PROFILES', 'EMO_NAMES', 'PARAMS_M', 'FLOPS_M', 'PEERS', 'ABLATION', 'LAT_PAIRS', 'CONV_TOL', 'CLAIMS',
+           'EmoProfile', 'decide_params', 'decide_flops', 'decide_accuracy_per_param', 'decide_irmb_best',
+           'decide_latency']
 
 # %% ../../nbs/10_emo/00_overview.ipynb 6
 TITLE = "EMO: Rethinking Mobile Block for Efficient Attention-based Models (ICCV 2023)"
@@ -38,7 +39,6 @@ class EmoProfile(Profile):
     weight_decay: float = 0.05      # AdamW weight decay, the paper's (>= 0)
     label_smoothing: float = 0.1    # the paper's label smoothing (0..1)
     flip: bool = False              # random horizontal flips (not for digits)
-    conv_tol: float = 0.01          # E and 2E agree (converged) when test accuracies differ by less than this (> 0)
 
     @property
     def lrs(self) -> list[float]: return [float(v) for v in self.lr_grid.split(",")]
@@ -48,7 +48,7 @@ PROFILES = dict(
                      n_train=200, epochs=1, batch=32, lr_grid="0.003"),
     quick=EmoProfile(n_seeds=3),
     paper=EmoProfile(n_seeds=3, lat_rounds=21, lat_runs=10, dataset="cifar10", img_size=32, model="emo1m", epochs=50, batch=128,
-                     lr_grid="0.0005,0.001,0.002", val_frac=0.1, warmup_epochs=5.0, flip=True, conv_tol=0.005),
+                     lr_grid="0.0005,0.001,0.002", val_frac=0.1, warmup_epochs=5.0, flip=True),
 )
 
 # %% ../../nbs/10_emo/00_overview.ipynb 9
@@ -67,7 +67,9 @@ def decide_flops(m: dict) -> Verdict:
     """Holds if all four FLOP counts (224², one multiply-add = one FLOP, norms by fvcore's rule) are within 3 % of 261 / 439 / 903 / 961 M; does not hold otherwise."""
     return all_of(*[within(m[f"flops_M/{n}"], FLOPS_M[n], 0.03, name=n) for n in EMO_NAMES])
 
-def _converged_then(tests: list, arms: list, m: dict, tol: float = 0.01) -> Verdict:
+CONV_TOL = 0.01   # an arm is converged when its test accuracies at E and 2E epochs are equivalent within this (95 %)
+
+def _converged_then(tests: list, arms: list, m: dict, tol: float = CONV_TOL) -> Verdict:
     "all_of(tests), made inconclusive when any arm's test accuracy at E and 2E epochs is not shown to agree within `tol`."
     conv = [convergence(m[f"acc_E/{a}"], m[f"acc/{a}"], tol=tol, name=f"{a}: E vs 2E") for a in arms]
     v = all_of(*tests)
