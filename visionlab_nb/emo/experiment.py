@@ -71,12 +71,13 @@ def build_arms(P) -> dict:
     target = count_params(EMO(cfg))
     wm2, _ = match_params(lambda w: mobilenet_v2_32(w), target, [i / 20 for i in range(2, 31)])
     wm3, _ = match_params(lambda w: mobilenet_v3_32(w), target, [i / 20 for i in range(2, 31)])
-    vit_dim = 64 if P.model == "digits" else 192
-    vd, _ = match_params(lambda d: vit_tiny_32(d, vit_dim, img_size=P.img_size), target, range(1, 13))
+    vit_dim, heads = (96, 6) if P.model == "digits" else (192, 3)     # digits: heads of 16 channels, as EMO_DIGITS's; ViT-Ti's 3 of 64
+    vit = lambda d: vit_tiny_32(d, vit_dim, num_heads=heads, img_size=P.img_size)
+    vd, _ = match_params(vit, target, range(1, 13))
     arms = {"EMO": lambda: EMO(cfg),
             "MobileNetV2": lambda: mobilenet_v2_32(wm2),
             "MobileNetV3-S": lambda: mobilenet_v3_32(wm3),
-            "ViT": lambda: vit_tiny_32(vd, vit_dim, img_size=P.img_size)}
+            "ViT": lambda: vit(vd)}
     for kind in ABLATION: arms[f"EMO-{kind}"] = (lambda k: lambda: EMO(replace(cfg, block_kind=k.lower())))(kind)
     return arms
 
@@ -90,10 +91,11 @@ def arms_table(arms: dict, img_size: int) -> pd.DataFrame:
 
 # %% ../../nbs/10_emo/04_experiment.ipynb 11
 def shift_flip(xb: torch.Tensor, gen: torch.Generator, flip: bool = True, pad: int = 2) -> torch.Tensor:
-    "Augmentation: one random translation of up to `pad` pixels per batch and (optionally) a random horizontal flip per image."
+    "Augmentation: one random translation of up to `pad` pixels per batch (none at 0) and (optionally) a random horizontal flip per image."
     if flip:
         f = torch.rand(len(xb), generator=gen) < 0.5
         xb = torch.where(f.view(-1, 1, 1, 1).to(xb.device), xb.flip(-1), xb)
+    if pad == 0: return xb
     dx, dy = torch.randint(-pad, pad + 1, (2,), generator=gen).tolist()
     H, W = xb.shape[-2:]
     return F.pad(xb, (pad,) * 4)[..., pad + dy:pad + dy + H, pad + dx:pad + dx + W]
@@ -116,7 +118,7 @@ def _epoch(model, opt, lr_at, xtr, ytr, gen, P, step: int, steps: int, device, c
     order, losses = torch.randperm(len(ytr), generator=gen), []
     for i in range(steps):
         idx = order[i * P.batch:(i + 1) * P.batch]
-        xb, yb = shift_flip(xtr[idx], gen, P.flip).to(device), ytr[idx].to(device)
+        xb, yb = shift_flip(xtr[idx], gen, P.flip, P.shift).to(device), ytr[idx].to(device)
         if cl: xb = xb.contiguous(memory_format=torch.channels_last)
         loss = F.cross_entropy(model(xb), yb, label_smoothing=P.label_smoothing)
         for g in opt.param_groups: g["lr"] = lr_at(step)
@@ -142,7 +144,7 @@ def train_eval(build,                  # () -> model
     model = build().to(device)
     cl = device.type == "cpu" if isinstance(device, torch.device) else str(device) == "cpu"
     if cl: model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=P.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=P.weight_decay, fused=True)   # fused: ~10% faster here
     spe = max(1, len(ytr) // P.batch)                                   # steps per epoch (a tiny test set still takes a step)
     warm = max(1, int(P.warmup_epochs * spe))
     schedule = lambda n: (lambda s: lr * wsd_factor(s, warm, decay_start(n, P.decay) * spe, n * spe))   # the lr of an n-epoch run
@@ -150,7 +152,7 @@ def train_eval(build,                  # () -> model
     at, out, step = set(at or [epochs]), {}, 0
     for ep in range(1, epochs + 1):
         if short and ep == decay_start(short, P.decay) + 1 and not capped(step):    # branch: the short run's cool-down on copies
-            m2 = copy.deepcopy(model); o2 = torch.optim.AdamW(m2.parameters(), lr=lr, weight_decay=P.weight_decay)
+            m2 = copy.deepcopy(model); o2 = torch.optim.AdamW(m2.parameters(), lr=lr, weight_decay=P.weight_decay, fused=True)
             o2.load_state_dict(copy.deepcopy(opt.state_dict())); g2 = torch.Generator().set_state(gen.get_state())
             s2 = step
             for _ in range(ep, short + 1):

@@ -276,11 +276,13 @@ def vit_tiny_32(depth: int = 4,            # transformer blocks (ViT-Ti: 12)
                 embed_dim: int = 192,      # token width (ViT-Ti: 192)
                 num_classes: int = 10,     # classifier outputs
                 num_heads: int | None = None,  # attention heads; default: one per 64 channels (ViT-Ti: 3)
-                img_size: int = 32) -> nn.Module:  # input side
-    "A ViT-tiny style timm VisionTransformer for small images: patch 4, MLP ratio 4, class token."
+                img_size: int = 32,        # input side
+                global_pool: str = "avg") -> nn.Module:  # "avg": mean of the patch tokens, no class token; "token": ViT-Ti's class token
+    "A ViT-tiny style timm VisionTransformer for small images: patch 4, MLP ratio 4, tokens averaged (or a class token)."
     from timm.models.vision_transformer import VisionTransformer
     return VisionTransformer(img_size=img_size, patch_size=4, num_classes=num_classes, embed_dim=embed_dim, depth=depth,
-                             num_heads=num_heads or max(1, embed_dim // 64), mlp_ratio=4.0, class_token=True, global_pool="token")
+                             num_heads=num_heads or max(1, embed_dim // 64), mlp_ratio=4.0, class_token=global_pool == "token",
+                             global_pool=global_pool)
 
 def match_params(build,                  # build(x) -> model for a size knob x
                  target: int,            # parameter count to match

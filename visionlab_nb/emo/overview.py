@@ -24,7 +24,7 @@ class EmoProfile(Profile):
     lat_models: str = "EMO-1M,EMO-2M,EMO-5M,EdgeNeXt-XXS,EdgeNeXt-XS,EdgeNeXt-S,MobileNetV2-1.0,MobileNetV3-L-1.0,MobileViTv2-0.5"  # models timed, comma-separated
     lat_img: int = 224              # latency input side (>= 32)
     lat_rounds: int = 5             # interleaved latency rounds; ratios are taken within a round (>= 1)
-    lat_runs: int = 5               # calls per model per round (>= 1)
+    lat_runs: int = 3               # calls per model per round (>= 1)
     lat_threads: int = 1            # torch threads while timing; two OpenMP threads stall when other processes share the cores (>= 1)
     dataset: str = "digits"         # training data (one of: digits, cifar10)
     img_size: int = 16              # training image side; digits are upsampled from 8x8 (>= 8)
@@ -32,6 +32,7 @@ class EmoProfile(Profile):
     model: str = "digits"           # EMO trained: EMO_DIGITS (narrow EMO-1M design) or EMO-1M for 32x32 (one of: digits, emo1m)
     epochs: int = 8                 # E; every final run goes to 2E with the E run branched off, their test accuracies are the convergence check (>= 1)
     batch: int = 64                 # batch size (>= 1)
+    shift: int = 0                  # random translation of each batch, up to this many pixels (0: none) (>= 0)
     lr_grid: str = "0.003,0.01,0.03"  # AdamW peak lrs tried per arm on the validation split, comma-separated
     val_frac: float = 0.2           # share of the training data held out for tuning (0..1)
     warmup_epochs: float = 1.0      # linear lr warm-up, then a constant lr until the cool-down (>= 0)
@@ -47,7 +48,7 @@ PROFILES = dict(
     smoke=EmoProfile(n_seeds=1, lat_models="EMO-1M,EMO-2M,EMO-5M,EdgeNeXt-XXS,EdgeNeXt-XS,EdgeNeXt-S", lat_img=64, lat_rounds=1, lat_runs=1,
                      n_train=200, epochs=1, batch=32, lr_grid="0.003"),
     quick=EmoProfile(n_seeds=3),
-    paper=EmoProfile(n_seeds=3, lat_rounds=21, lat_runs=10, dataset="cifar10", img_size=32, model="emo1m", epochs=50, batch=128,
+    paper=EmoProfile(n_seeds=3, lat_rounds=21, lat_runs=10, dataset="cifar10", img_size=32, model="emo1m", epochs=50, batch=128, shift=2,
                      lr_grid="0.0005,0.001,0.002", val_frac=0.1, warmup_epochs=5.0, flip=True),
 )
 
