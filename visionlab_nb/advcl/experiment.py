@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from timm.models.resnet import ResNet, BasicBlock
 from ..core.data import load_tensors, subset
 from ..core.fake_data import write_fake
-from ..core.fair import train_val_split, tune, tune_seeds, convergence
+from ..core.fair import train_val_split, tune, tune_seeds, convergence, convergence_row
 from .views import hfc_radius
 from .losses import ContrastiveNet, ToyEncoder, MultiBN
 from .pretrain import VARIANTS, pretrain, encode, kmeans_pseudo_labels
@@ -158,8 +158,7 @@ def convergence_table(metrics: dict, P) -> pd.DataFrame:
     for arm in P.conv_arms:
         for k, name in (("sa", "clean"), ("ra", "PGD")):
             c = convergence(metrics[f"{k}/{arm}/SLF"], metrics[f"{k}/{arm}-2E/SLF"], tol=P.conv_tol, name=f"{arm} SLF {name}")
-            out.append({"arm": arm, "metric": f"SLF {name}", "E": f"{c.b[0]:.3f} ± {c.b[1]:.3f}", "2E": f"{c.a[0]:.3f} ± {c.a[1]:.3f}",
-                        "2E - E [95% bounds]": f"{c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}]", f"converged (tol {P.conv_tol})": c.verdict})
+            out.append({"arm": arm, "metric": f"SLF {name}", **convergence_row(c)})
     return pd.DataFrame(out)
 
 def results_table(rows: list[dict]) -> pd.DataFrame:

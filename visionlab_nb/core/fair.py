@@ -11,7 +11,7 @@ import torch
 from .claims import Comparison, diff_bounds, mean_std, _arm, HOLDS, FAILS, INCONCLUSIVE
 
 # %% auto 0
-__all__ = ['train_val_split', 'tune_seeds', 'TuneResult', 'tune', 'convergence']
+__all__ = ['train_val_split', 'tune_seeds', 'TuneResult', 'tune', 'convergence', 'convergence_row']
 
 # %% ../../nbs/00_core/10_fair.ipynb 5
 def train_val_split(x: torch.Tensor, y: torch.Tensor, frac: float = 0.2, seed: int = 0):
@@ -63,3 +63,9 @@ def convergence(scores_E, scores_2E, tol: float, higher_is_better: bool = True, 
     d, lo, hi = diff_bounds(s * np.asarray(scores_2E, float), s * np.asarray(scores_E, float), level)
     v = HOLDS if (lo > -tol and hi < tol) else FAILS if lo > tol else INCONCLUSIVE
     return Comparison(name, "converged", v, _arm(scores_2E), _arm(scores_E), d, lo, hi, tol, level)
+
+# %% ../../nbs/00_core/10_fair.ipynb 13
+def convergence_row(c: Comparison) -> dict:
+    "A convergence test as table columns: E, 2E (mean ± std), 2E - E with its 95 % bounds, and the verdict at its tolerance."
+    return {"E": f"{c.b[0]:.3f} ± {c.b[1]:.3f}", "2E": f"{c.a[0]:.3f} ± {c.a[1]:.3f}",
+            "2E - E [95% bounds]": f"{c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}]", f"converged (tol {c.bound})": c.verdict}

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from ..core.data import load_tensors
-from ..core.fair import train_val_split, tune, tune_seeds, convergence
+from ..core.fair import train_val_split, tune, tune_seeds, convergence, convergence_row
 from ..core.fake_data import write_fake_cifar
 from ..core.train import seed_everything, evaluate, cpu_share, pmap
 from .models import (EMO, EMOConfig, EMO_CONFIGS, OFFICIAL_PARAMS_M, PAPER_FLOPS_M, emo, small_input,
@@ -206,7 +206,7 @@ def run_training(run, P, data,
     xtr, ytr, xte, yte = data
     dev = str(run.device)
     workers = (workers or cpu_share()) if dev.startswith("cpu") else 1
-    names, t_seeds = list(build_arms(P)), tune_seeds(run.seed)
+    names, t_seeds = list(_arms(P)), tune_seeds(run.seed)
     jobs = [(P, n, lr, s, xtr, ytr, run.seed, dev) for n in names for lr in P.lrs for s in t_seeds]
     scores = dict(zip([j[1:4] for j in jobs], pmap(_tune_job, jobs, workers, desc="tuning lr")))
     tuned = {n: tune(lambda lr, s: scores[(n, lr, s)], P.lrs, t_seeds, name="lr") for n in names}
@@ -234,12 +234,7 @@ def accuracy_table(metrics: dict, arms_info: pd.DataFrame) -> pd.DataFrame:
 
 def convergence_table(metrics: dict, names, tol: float) -> pd.DataFrame:
     "Per arm: test accuracy of the E and the 2E runs, 2E - E with its 95 % bounds, and whether the two agree within `tol`."
-    rows = {}
-    for n in names:
-        c = convergence(metrics[f"acc_E/{n}"], metrics[f"acc/{n}"], tol=tol)
-        rows[n] = {"E run": f"{c.b[0]:.3f} ± {c.b[1]:.3f}", "2E run": f"{c.a[0]:.3f} ± {c.a[1]:.3f}",
-                   "2E - E [95% bounds]": f"{c.diff:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}]", f"converged (tol {tol})": c.verdict}
-    return pd.DataFrame(rows).T
+    return pd.DataFrame({n: convergence_row(convergence(metrics[f"acc_E/{n}"], metrics[f"acc/{n}"], tol=tol)) for n in names}).T
 
 def curves_figure(curves: dict, metrics: dict, P):
     "Test accuracy along the 2E runs with the E runs' end points (left) and training loss per epoch (right), mean over seeds."
